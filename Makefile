@@ -24,5 +24,9 @@ run: $(STAMP)
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash .ci/test
 
+# the docs site in _docs/, built offline (no Quarto); DOCS_ARGS="--only nbs/01_noise.ipynb" builds index + that notebook
+docs: $(STAMP)
+	$(BIN)/python tools/build_docs.py $(DOCS_ARGS)
+
 clean:
 	rm -rf $(VENV) _docs _proc *.egg-info
