@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test docs bench clean
+.PHONY: install run test docs bench bench-gpu study report clean
 
 $(STAMP): settings.ini setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,26 @@ $(STAMP): settings.ini setup.py
 
 install: $(STAMP)
 
+# the run notebook with its defaults: the cpu preset on the built-in dataset; results in outputs/run/
 run: $(STAMP)
 	mkdir -p outputs/run
-	$(BIN)/papermill nbs/run.ipynb outputs/run/run.ipynb -p out_dir ../outputs/run
+	$(BIN)/papermill nbs/run.ipynb outputs/run/run.ipynb -p out_dir outputs/run
+
+# speed benchmarks on this machine (each writes outputs/benchmarks/<name>.json)
+bench: $(STAMP)
+	for b in noise metrics pipeline; do $(BIN)/papermill nbs/benchmarks/$$b.ipynb /tmp/diffad_bench_$$b.ipynb || exit 1; done
+
+# the paper-scale benchmark, on a GPU machine (outputs/benchmarks/gpu.json)
+bench-gpu: $(STAMP)
+	$(BIN)/papermill nbs/benchmarks/gpu.ipynb outputs/benchmarks/gpu.ipynb
+
+# the committed real-data study (needs PIPED in the MVTec layout; default ../shared/data/piped)
+study: $(STAMP)
+	bash outputs/study/run_study.sh $(PIPED)
+
+# regenerate the study's tables from the results.json files under outputs/study
+report: $(STAMP)
+	$(BIN)/python -c "from diffad.report import build_report; print(build_report('outputs/study'))"
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash .ci/test

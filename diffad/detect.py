@@ -6,7 +6,7 @@
 __all__ = ['reconstruct', 'Oracle', 'anomaly_map', 'mean_filter', 'image_score', 'Evaluation', 'metrics_from_maps', 'evaluate',
            'show_samples', 'load_model', 'diffad_eval']
 
-# %% ../nbs/07_detect.ipynb #1a9af0c3
+# %% ../nbs/07_detect.ipynb #ad987335
 import os, sys, json, csv, time
 from dataclasses import dataclass, replace, asdict
 from pathlib import Path
@@ -21,7 +21,7 @@ from .metrics import image_auroc, pixel_auroc, pixel_ap, f1_max, evaluate_maps
 from .train import (Config, get_config, make_noise, make_schedule, make_model, load_data, load_checkpoint,
                           checkpoint_path, prepare_model, autocast, _parser, one_line_errors)
 
-# %% ../nbs/07_detect.ipynb #5f223659
+# %% ../nbs/07_detect.ipynb #c6f57cc6
 @torch.no_grad()
 def reconstruct(model, # eps-prediction network called as model(xt, t)
                 schedule:DDPMSchedule, # the variance schedule it was trained with
@@ -39,7 +39,7 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x, t, noise(x.shape, generator=generator, device=x.device))
     return schedule.p_loop(model, xt, int(t0) - 1, noise, steps, sampler, eta, generator)
 
-# %% ../nbs/07_detect.ipynb #17453615
+# %% ../nbs/07_detect.ipynb #87592a60
 class Oracle(torch.nn.Module):
     "An eps 'model' that knows the clean images `x0` and returns the exact noise of `xt` (for tests)."
     def __init__(self, x0:Tensor, schedule:DDPMSchedule): super().__init__(); self.x0, self.schedule = x0, schedule
@@ -47,7 +47,7 @@ class Oracle(torch.nn.Module):
         ab = self.schedule.abar.to(xt)[t].view(-1, 1, 1, 1)
         return (xt - ab.sqrt() * self.x0) / (1 - ab).sqrt()
 
-# %% ../nbs/07_detect.ipynb #6abb3232
+# %% ../nbs/07_detect.ipynb #e12c0f47
 def anomaly_map(x:Tensor, # (B,C,H,W) images
                 x0:Tensor, # (B,C,H,W) their reconstructions
                ) -> Tensor: # (B,1,H,W)
@@ -73,7 +73,7 @@ def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
     "The image anomaly score: the maximum of its map."
     return amap.flatten(1).amax(1)
 
-# %% ../nbs/07_detect.ipynb #0f1131ff
+# %% ../nbs/07_detect.ipynb #b3621af6
 @dataclass
 class Evaluation:
     "What `evaluate` measured on one category."
@@ -122,7 +122,9 @@ def evaluate(model, # the trained eps network (its device is used)
     model.eval()
     noise, schedule = make_noise(cfg), make_schedule(cfg)
     net = prepare_model(model, cfg, device)
-    g = torch.Generator(device=device); g.manual_seed(cfg.seed)
+    # a CPU generator: the noises draw their few random parameters (seeds, offsets, blob centres) on the host and
+    # their fields on the device, so the reverse loop never waits for the GPU
+    g = torch.Generator().manual_seed(cfg.seed)
     def eps_fn(x, t):
         with autocast(cfg, device): return net(x, t).float()
     from tqdm.auto import tqdm
@@ -180,7 +182,7 @@ def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_detect.ipynb #0b888599
+# %% ../nbs/07_detect.ipynb #ab0cfeb9
 def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder holding checkpoints/last.pt
                device=None, # where to put the model; None: the best available
               ) -> tuple: # (model in eval mode, Config)
@@ -193,7 +195,7 @@ def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder
     model = make_model(cfg); model.load_state_dict(ck['model'])
     return model.to(default_device(device)).eval(), cfg
 
-# %% ../nbs/07_detect.ipynb #f7b8ecba
+# %% ../nbs/07_detect.ipynb #f31ac75d
 _MODEL_FIELDS = ('in_channels', 'noise', 'noise_kwargs', 'base_channels', 'channel_mults', 'num_res_blocks',
                  'attention_resolutions', 'unet', 'T', 'beta_start', 'beta_end', 'size')
 

@@ -7,7 +7,7 @@ __all__ = ['MVTEC_TEXTURES', 'MVTEC_OBJECTS', 'PAPER_I_AUROC', 'METRIC_NAMES', '
            'ablation_depth', 'ablation_walks', 'ablation_filter', 'rows_table', 'figure_process', 'figure_samples',
            'build_report']
 
-# %% ../nbs/08_report.ipynb #f18e4daf
+# %% ../nbs/08_report.ipynb #e706587b
 import json, csv, time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +18,7 @@ from .core import *
 from .train import Config, make_noise, make_schedule
 from .detect import evaluate, metrics_from_maps, reconstruct, anomaly_map, mean_filter
 
-# %% ../nbs/08_report.ipynb #6f0eb7cd
+# %% ../nbs/08_report.ipynb #c5cfdd51
 MVTEC_TEXTURES = ('carpet', 'grid', 'leather', 'tile', 'wood')
 MVTEC_OBJECTS = ('bottle', 'cable', 'capsule', 'hazelnut', 'metal_nut', 'pill', 'screw', 'toothbrush', 'transistor', 'zipper')
 # the paper's mean image AUROC on MVTec AD (%), by noise
@@ -40,7 +40,7 @@ def _label(r:dict) -> str:
     kw = r.get('noise_kwargs') or {}
     return r['noise'] + (' ' + ','.join(f'{k}={v}' for k, v in sorted(kw.items())) if kw else '')
 
-# %% ../nbs/08_report.ipynb #7628aa0f
+# %% ../nbs/08_report.ipynb #472835b4
 def _fmt(v) -> str: return '' if v is None else f'{100 * v:.1f}'
 
 def _means(cats:list, values:dict) -> list:
@@ -87,7 +87,7 @@ def write_tables(results:list, # results dicts
         for fmt in ('md', 'csv'): (out / f'{name}.{fmt}').write_text(results_table(results, ms, fmt))
     return out
 
-# %% ../nbs/08_report.ipynb #b966f50f
+# %% ../nbs/08_report.ipynb #6af0b0ab
 def ablation_depth(model, cfg:Config, test_ds, # a trained model, its configuration and the test images
                    t0s:tuple=(10, 50, 200, 500), # depths; each is walked back with all its steps
                    pro:bool=False, # also compute AUPRO
@@ -123,7 +123,7 @@ def rows_table(rows:list, # dicts with the same keys
     return '\n'.join(['| ' + ' | '.join(METRIC_NAMES.get(k, k) for k in keys) + ' |', '|' + '---|' * len(keys)]
                      + ['| ' + ' | '.join(f(k, r[k]) for k in keys) + ' |' for r in rows]) + '\n'
 
-# %% ../nbs/08_report.ipynb #e41cfa9a
+# %% ../nbs/08_report.ipynb #eb2ad1f1
 @torch.no_grad()
 def figure_process(models:dict, # noise name -> (model, Config)
                    test_ds, # images to draw from
@@ -138,7 +138,7 @@ def figure_process(models:dict, # noise name -> (model, Config)
     for row, (name, (model, cfg)) in enumerate(models.items()):
         dev = next(model.parameters()).device; xd = x.to(dev)
         noise, sched = make_noise(cfg), make_schedule(cfg)
-        g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        g = torch.Generator().manual_seed(cfg.seed)
         eps = noise(xd.shape, generator=g, device=dev)
         fwd_t = np.linspace(0, cfg.t0, n_cols).round().astype(int)
         fwd = [xd if t == 0 else sched.q_sample(xd, torch.tensor([t - 1], device=dev), eps) for t in fwd_t]
@@ -169,7 +169,7 @@ def figure_samples(models:dict, # noise name -> (model, Config)
     axs[0, 0].set_title('image', fontsize=8); axs[0, 1].set_title('ground truth', fontsize=8)
     for k, (name, (model, cfg)) in enumerate(models.items()):
         dev = next(model.parameters()).device
-        g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        g = torch.Generator().manual_seed(cfg.seed)
         rec = reconstruct(model, make_schedule(cfg), make_noise(cfg), x.to(dev), cfg.t0, cfg.steps, cfg.sampler, cfg.eta, g).cpu()
         amap = mean_filter(anomaly_map(x, rec), cfg.mean_filter_size)
         for r in range(len(idx)):
@@ -180,7 +180,7 @@ def figure_samples(models:dict, # noise name -> (model, Config)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_report.ipynb #f2e58495
+# %% ../nbs/08_report.ipynb #d64405d9
 def build_report(root:str|Path='outputs', # folder holding runs (each with results.json)
                  out:str|Path|None=None, # where the tables go; default: <root>/report
                  group_by:str='data', # one table per data set ('data') or one for all runs ('none')

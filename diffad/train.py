@@ -8,7 +8,7 @@ __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'Config', 'get_config', 'make_noise',
            'diffusion_loss', 'checkpoint_path', 'check_resumable', 'NonFiniteLoss', 'train', 'one_line_errors',
            'diffad_train']
 
-# %% ../nbs/06_train.ipynb #176e200e
+# %% ../nbs/06_train.ipynb #ede5b025
 import os, sys, json, math, time, random, dataclasses, tempfile, warnings
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -24,7 +24,7 @@ from .schedule import DDPMSchedule, linear_betas
 from .unet import ResUNet, unet_preset
 from .data import load_category, make_builtin_dataset, categories
 
-# %% ../nbs/06_train.ipynb #23a1e818
+# %% ../nbs/06_train.ipynb #8e9ebb0c
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's."
@@ -70,6 +70,7 @@ class Config:
     amp:str = 'auto' # autocast dtype: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'none'
     channels_last:str = 'auto' # channels_last memory format: 'auto' (CUDA only), 'on', 'off'
     compile:str = 'auto' # torch.compile the model: 'auto' (CUDA only), 'on', 'off'
+    compile_backend:str = 'inductor' # torch.compile backend ('aot_eager' traces and runs without generating code)
     preset:str = 'paper' # the preset these values came from (recorded, not applied)
 
     def __post_init__(self): self.validate()
@@ -120,7 +121,7 @@ class Config:
             if isinstance(d.get(k), list): d[k] = tuple(d[k])
         return cls(**d)
 
-# %% ../nbs/06_train.ipynb #7fccdbf3
+# %% ../nbs/06_train.ipynb #3245028b
 PRESETS = {
     'paper': dict(),
     'cpu': dict(unet='cpu', size=64, resize=64, base_channels=32, batch_size=16, train_steps=600, ckpt_every=25,
@@ -140,7 +141,7 @@ def get_config(preset:str='paper', # one of PRESETS
     kw = {**PRESETS[preset], **overrides, 'preset': preset}
     return Config.from_dict(kw)
 
-# %% ../nbs/06_train.ipynb #b44c4626
+# %% ../nbs/06_train.ipynb #d89e5b74
 def make_noise(cfg:Config): 
     "The configured noise object."
     return get_noise(cfg.noise, **cfg.noise_kwargs)
@@ -165,7 +166,7 @@ def load_data(cfg:Config):
     if root is None: root = make_builtin_dataset(category=cfg.category)
     return load_category(root, cfg.category, size=cfg.size, resize=cfg.resize)
 
-# %% ../nbs/06_train.ipynb #f15f9585
+# %% ../nbs/06_train.ipynb #bee8a8f3
 def amp_dtype(cfg:Config, device:torch.device):
     "The autocast dtype in force for `cfg` on `device`, or None for float32."
     a = cfg.amp
@@ -178,7 +179,7 @@ def prepare_model(model:torch.nn.Module, cfg:Config, device:torch.device):
     "Move `model` to `device`, apply channels_last and torch.compile as configured; returns the model to call."
     model = model.to(device)
     if _on(cfg.channels_last, device): model = model.to(memory_format=torch.channels_last)
-    if _on(cfg.compile, device): model = torch.compile(model)
+    if _on(cfg.compile, device): model = torch.compile(model, backend=cfg.compile_backend)
     return model
 
 def autocast(cfg:Config, device:torch.device):
@@ -186,7 +187,7 @@ def autocast(cfg:Config, device:torch.device):
     dt = amp_dtype(cfg, device)
     return torch.autocast(device.type, dtype=dt, enabled=dt is not None)
 
-# %% ../nbs/06_train.ipynb #0ec809e6
+# %% ../nbs/06_train.ipynb #506501f8
 def _rng_state() -> dict:
     "Python, NumPy and torch (CPU and CUDA) random states as tensors and plain values."
     st = np.random.get_state()
@@ -246,7 +247,7 @@ def unwrap(model:torch.nn.Module) -> torch.nn.Module:
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
-# %% ../nbs/06_train.ipynb #ba4aa804
+# %% ../nbs/06_train.ipynb #5f71dcfe
 def step_generator(seed:int, step:int, device=None) -> torch.Generator:
     "The generator of one training step's draws: the same on every process, and after a resume."
     g = torch.Generator(device=device or 'cpu'); g.manual_seed(seed * 1_000_003 + step)
@@ -268,7 +269,7 @@ def diffusion_loss(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x0, t, eps)
     return F.mse_loss(model(xt, t).float(), eps)
 
-# %% ../nbs/06_train.ipynb #20867ca8
+# %% ../nbs/06_train.ipynb #5b091993
 def _dist_env() -> tuple[int, int, int]:
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run alone."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -289,7 +290,7 @@ def checkpoint_path(out_dir:str|Path) -> Path:
 
 # fields that may change between a run and its resume: training length, checkpointing, detection and speed settings
 RESUMABLE_CHANGES = ('data_root', 'epochs', 'train_steps', 'ckpt_every', 't0', 'steps', 'sampler', 'eta', 'filter_size',
-                     'eval_batch_size', 'device', 'amp', 'channels_last', 'compile', 'preset')
+                     'eval_batch_size', 'device', 'amp', 'channels_last', 'compile', 'compile_backend', 'preset')
 
 def check_resumable(cfg:Config, # the configuration asked for now
                     old:Config, # the configuration stored in the checkpoint
@@ -385,7 +386,7 @@ def train(cfg:Config, # the experiment's configuration
     if distributed: dist.barrier()
     return model.eval()
 
-# %% ../nbs/06_train.ipynb #5736c9a9
+# %% ../nbs/06_train.ipynb #ab510e81
 def _train_script(cfg:Config, out_dir, data_path, resume:bool, pause:float=0.) -> str:
     "Python source that trains `cfg` on the tensor saved at `data_path`, pausing `pause` s after each checkpoint (for subprocess tests)."
     return (f"import torch, json, time; torch.set_num_threads(1)\n"
@@ -395,7 +396,7 @@ def _train_script(cfg:Config, out_dir, data_path, resume:bool, pause:float=0.) -
             f"cfg = Config.from_dict(json.loads({cfg.to_json()!r}))\n"
             f"train(cfg, {str(out_dir)!r}, resume={resume}, data=torch.load({str(data_path)!r}), progress=False)\n")
 
-# %% ../nbs/06_train.ipynb #06647bbc
+# %% ../nbs/06_train.ipynb #cdbeffd2
 def _flag_type(anno):
     "The argparse type of a Config field's annotation: int, float or str (the first that the annotation allows)."
     import typing

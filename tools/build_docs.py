@@ -35,13 +35,29 @@ def _first_line(src:str) -> str:
     lines = [l for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#|')]
     return (lines[0].strip() if lines else '')[:80]
 
-def _cell_error(rel, i:int, src:str, exc:BaseException, max_msg:int=800) -> str:
-    "Notebook, cell number (1-based, all cells counted), the last frames and the error, its message cut short."
+def _tb(exc:BaseException, max_msg:int=800) -> str:
+    "The last traceback frames and the error, its message cut short (a failed test_eq can print whole tensors)."
     import traceback
     frames = ''.join(traceback.format_tb(exc.__traceback__)[-4:])
     msg = str(exc)
     if len(msg) > max_msg: msg = msg[:max_msg] + f' [... {len(msg) - max_msg} more characters]'
-    return f"{rel}: cell #{i+1} failed ({_first_line(src)!r})\n{frames}{type(exc).__name__}: {msg}"
+    return f"{frames}{type(exc).__name__}: {msg}"
+
+def _cell_error(rel, i:int, src:str, exc:BaseException) -> str:
+    "Which notebook and cell (1-based, all cells counted, as nbdev_test counts them) failed, and how."
+    return f"{rel}: cell #{i+1} failed ({_first_line(src)!r})\n{_tb(exc)}"
+
+def _proc_error(rel, src:Path, e:Exception) -> str:
+    "nbdev's doc processors re-run exported cells and cells with imports in a fresh shell: say which cell failed there."
+    from execnb.nbio import read_nb
+    m = re.search(r'in cell \d+ :\n(.*)', str(e), re.S)
+    if e.__cause__ is None or not m: return f"{rel}: nbdev's doc processors failed: {e}"
+    first = _first_line(m.group(1))
+    idx = next((j for j, c in enumerate(read_nb(src).cells) if c.cell_type == 'code' and _first_line(c.source) == first), None)
+    where = f'cell #{idx + 1}' if idx is not None else 'a cell'
+    return (f"{rel}: {where} failed ({first!r}) when nbdev's doc processing re-ran it to render show_doc\n{_tb(e.__cause__)}\n"
+            "(nbdev_docs does the same: it runs every exported cell and every cell with an import in a fresh shell, "
+            "so keep imports in their own cells, apart from test code)")
 
 def _install_table_renderer():
     "Make `show_doc` add a docments parameter table (Type, Default, Details) under the signature."
@@ -72,7 +88,7 @@ def _install_table_renderer():
             except Exception:
                 try: sig = inspect.signature(sym)
                 except Exception: return ''
-            try: dm = docments(sym)
+            try: dm = docments(sym, args_kwargs=True)
             except Exception: return ''
             params = [p for n, p in sig.parameters.items() if n != 'self']
             if not any(dm.get(p.name) for p in params) and not dm.get('return'): return ''
@@ -92,8 +108,15 @@ def _install_table_renderer():
 
         def _repr_markdown_(self):
             tbl = self._table()
-            if tbl:  # the table carries the comments: show the signature without them
-                for v in getattr(self.dm, 'dm', {}).values(): v['docment'] = None
+            dm = getattr(self.dm, 'dm', None)
+            if isinstance(dm, dict):
+                star = {inspect.Parameter.VAR_POSITIONAL: '*', inspect.Parameter.VAR_KEYWORD: '**'}
+                # `*args` / `**kwargs` in the signature (fastcore shows them as `args:VAR_POSITIONAL`)
+                kind = lambda v: v.get('anno') if isinstance(v, dict) and isinstance(v.get('anno'), inspect._ParameterKind) else None
+                self.dm.dm = {(star[kind(v)] + k if kind(v) in star else k):
+                              ({**v, 'anno': inspect.Parameter.empty} if kind(v) in star else v) for k, v in dm.items()}
+                if tbl:  # the table carries the comments: show the signature without them
+                    for v in self.dm.dm.values(): v['docment'] = None
             md = super()._repr_markdown_()
             return md + ('\n\n' + tbl if tbl else '')
 
@@ -145,8 +168,7 @@ def run_worker(src:Path, dst:Path):
         del k
     try:
         with working_directory(src.parent): FilterDefaults()(nb)
-    except Exception as e:
-        raise NotebookError(f"{rel}: nbdev's doc processors (show_doc) failed: {e}") from e
+    except Exception as e: raise NotebookError(_proc_error(rel, src, e)) from e
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix('.tmp')
     write_nb(nb, tmp); tmp.replace(dst)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The papermill experiment notebook runs end to end with injected parameters, and a bad one fails early and clearly.
+set -euo pipefail
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/run.ipynb" -p preset tiny -p noise simplex -p out_dir "$out/run" -p ablations true -p walks "ddpm:all,ddim:3"
+python - "$out/run" <<'PY'
+import json, sys, pathlib
+d = pathlib.Path(sys.argv[1]); r = json.loads((d / 'results.json').read_text())
+assert r['noise'] == 'simplex' and r['preset'] == 'tiny', (r['noise'], r['preset'])   # the injected values took effect
+assert r['config']['noise'] == 'simplex' and r['config']['size'] == 16
+m = r['categories']['brick']
+assert 0 <= m['i_auroc'] <= 1 and 0 <= m['p_auroc'] <= 1, m
+for f in ('brick/eval/scores.csv', 'brick/figure1.png', 'brick/figure2.png', 'brick/ablation_filter.md', 'brick/ablation_walks.md', 'results.md'):
+    assert (d / f).exists(), f
+print('run notebook: noise', r['noise'], 'preset', r['preset'], 'I-AUROC', round(m['i_auroc'], 3))
+PY
+if papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/bad.ipynb" -p preset tiny -p noise pink -p out_dir "$out/bad" >"$out/bad.log" 2>&1; then
+  echo "FAIL: an unknown noise did not stop the run notebook"; exit 1
+fi
+grep -q "Config.noise='pink'" "$out/bad.log" || { echo "FAIL: no clear message for an unknown noise"; tail -20 "$out/bad.log"; exit 1; }
+[ ! -e "$out/bad/brick" ] || { echo "FAIL: work started before the parameters were checked"; exit 1; }
+echo "run notebook: an unknown noise is refused in the first cell"
