@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['cap_threads', 'seed_everything', 'default_device', 'to_pm1', 'from_pm1', 'show_images']
 
-# %% ../nbs/00_core.ipynb #535a606f
+# %% ../nbs/00_core.ipynb #b54b520e
 import os, random
 import numpy as np
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_core.ipynb #8062ee46
+# %% ../nbs/00_core.ipynb #5cc11630
 def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (`IN_TEST`), else leave torch's choice
                ) -> int:
     "Cap torch's intra-op threads (one per process when notebooks are tested in parallel); returns the thread count in force."
@@ -21,7 +21,7 @@ def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (
 
 cap_threads()
 
-# %% ../nbs/00_core.ipynb #cc83ea3e
+# %% ../nbs/00_core.ipynb #c06d11f7
 def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
                     device:str|torch.device='cpu', # device of the returned generator
                    ) -> torch.Generator:
@@ -32,7 +32,7 @@ def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CU
     g = torch.Generator(device=device); g.manual_seed(seed)
     return g
 
-# %% ../nbs/00_core.ipynb #1e2bc486
+# %% ../nbs/00_core.ipynb #c35ad8f1
 def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None for the best available
                   ) -> torch.device:
     "The requested device, or the best available one (CUDA, then Apple MPS, then CPU)."
@@ -44,7 +44,7 @@ def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None 
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
-# %% ../nbs/00_core.ipynb #2974077f
+# %% ../nbs/00_core.ipynb #e651a442
 def to_pm1(x:Tensor, # image in [0, 1]
           ) -> Tensor:
     "Map an image from [0, 1] to [-1, 1]."
@@ -55,7 +55,7 @@ def from_pm1(x:Tensor, # image in [-1, 1] (values outside are clipped)
     "Map an image from [-1, 1] back to [0, 1], clipping values that left the range."
     return ((x + 1) / 2).clamp(0, 1)
 
-# %% ../nbs/00_core.ipynb #db02c618
+# %% ../nbs/00_core.ipynb #cd2528d0
 def _as_hwc(img:Tensor, pm1:bool) -> np.ndarray:
     "One (C,H,W) or (H,W) tensor as an (H,W) or (H,W,3) numpy array ready for imshow."
     img = img.detach().float().cpu()

@@ -7,7 +7,7 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'DEFECT_KINDS', 'TEXTURES', 'Sample', 'catego
            'resize_shorter', 'center_crop', 'AnomalyDataset', 'load_category', 'synth_defect', 'builtin_root',
            'make_builtin_dataset']
 
-# %% ../nbs/04_data.ipynb #9ed8739d
+# %% ../nbs/04_data.ipynb #dce9bc4a
 import os, json, math, shutil, uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +19,7 @@ from torch import Tensor
 from PIL import Image
 from .core import *
 
-# %% ../nbs/04_data.ipynb #aabc9645
+# %% ../nbs/04_data.ipynb #cd13591b
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')  # image file extensions, matched case-insensitively
 SPLITS = ('train', 'test')
 
@@ -65,7 +65,7 @@ def _find_mask(gt:Path, masks:list, img:Path) -> Path:
         if hits: return hits[0]
     raise FileNotFoundError(f"no ground-truth mask for defective image {img}: expected {gt / (stem + '_mask.png')}")
 
-# %% ../nbs/04_data.ipynb #e1d7ee0f
+# %% ../nbs/04_data.ipynb #8190f36f
 def categories(root:str|Path, # a folder holding MVTec-layout categories
               ) -> list[str]:
     "The names of the categories under `root` (visible sub-folders that have `train/good`), sorted."
@@ -109,7 +109,7 @@ def mvtec_samples(root:str|Path, # a folder holding MVTec-layout categories
                 out.append(Sample(p, split, int(t != 'good'), t, mask))
     return sorted(out, key=lambda s: (SPLITS.index(s.split), s.defect_type != 'good', s.defect_type, s.path.name))
 
-# %% ../nbs/04_data.ipynb #d933045f
+# %% ../nbs/04_data.ipynb #0b8e4b97
 _MODES16 = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 def _open(path:Path) -> Image.Image:
@@ -138,7 +138,7 @@ def read_mask(path:str|Path, # a mask file; any non-zero pixel is defective
     a = np.asarray(im) if im.mode in _MODES16 + ('F',) else np.asarray(im.convert('L'))
     return Image.fromarray(((a > 0) * 255).astype(np.uint8))
 
-# %% ../nbs/04_data.ipynb #337dc4ca
+# %% ../nbs/04_data.ipynb #0f1da9ec
 _RESAMPLE = dict(nearest=Image.NEAREST, bilinear=Image.BILINEAR, bicubic=Image.BICUBIC, lanczos=Image.LANCZOS, box=Image.BOX)
 
 def resize_shorter(im:Image.Image, # a PIL image
@@ -162,7 +162,7 @@ def center_crop(x:Tensor, # (..., H, W)
     top, left = (H - size) // 2, (W - size) // 2
     return x[..., top:top + size, left:left + size]
 
-# %% ../nbs/04_data.ipynb #90d03f35
+# %% ../nbs/04_data.ipynb #22905fff
 class AnomalyDataset(torch.utils.data.Dataset):
     "A torch Dataset of MVTec-layout samples: resized, centre-cropped images in [-1, 1] with binary masks."
     def __init__(self,
@@ -229,7 +229,7 @@ class AnomalyDataset(torch.utils.data.Dataset):
         mask = torch.zeros(1, *img.shape[-2:]) if msk is None else center_crop(msk, self.size).float()  # (1,size,size)
         return dict(image=img.float() / 127.5 - 1, mask=mask, label=s.label, defect_type=s.defect_type, path=str(s.path))
 
-# %% ../nbs/04_data.ipynb #b8465091
+# %% ../nbs/04_data.ipynb #1ffa79fa
 def load_category(root:str|Path, # a folder holding MVTec-layout categories
                   category:str, # the category folder under `root`
                   size:int|None=224, # side of the centre crop
@@ -242,7 +242,7 @@ def load_category(root:str|Path, # a folder holding MVTec-layout categories
     mk = lambda split: AnomalyDataset([s for s in ss if s.split == split], size=size, resize=resize, cache=cache, **kwargs)
     return mk('train'), mk('test')
 
-# %% ../nbs/04_data.ipynb #2afe58b0
+# %% ../nbs/04_data.ipynb #eafeac74
 DEFECT_KINDS = ('scratch', 'stain', 'patch', 'hole')
 
 def _rand(g:torch.Generator, n:int) -> list:
@@ -331,7 +331,7 @@ def synth_defect(image:Tensor, # (C,H,W) in [-1, 1], C = 1 or 3
     out = torch.where(region, d.clamp(-1, 1), x).to(image.dtype)  # (C,H,W)
     return out, region[None].to(image.dtype)
 
-# %% ../nbs/04_data.ipynb #fb82f56f
+# %% ../nbs/04_data.ipynb #5da3ee11
 TEXTURES = ('brick', 'grass', 'gravel')  # the built-in categories
 _TINTS = dict(brick=(1.18, 0.82, 0.66), grass=(0.78, 1.12, 0.62), gravel=(1.04, 1.0, 0.93))
 _MANIFEST = 'builtin.json'

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['image_auroc', 'pixel_auroc', 'pixel_ap', 'f1_max', 'pro_curve', 'aupro', 'evaluate_maps']
 
-# %% ../nbs/05_metrics.ipynb #8471846d
+# %% ../nbs/05_metrics.ipynb #897f2798
 from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import ndimage
 from .core import *
 
-# %% ../nbs/05_metrics.ipynb #8bdb7101
+# %% ../nbs/05_metrics.ipynb #b50a57bc
 def _to_numpy(x, # array, tensor or nested list
               name:str, # argument name for error messages
              ) -> np.ndarray:
@@ -64,7 +64,7 @@ def _pair(y, # ground truth
         y = y.reshape(s.shape)
     return y, s
 
-# %% ../nbs/05_metrics.ipynb #06b6aab9
+# %% ../nbs/05_metrics.ipynb #49884e33
 class _Ties(NamedTuple):
     "Counts at the distinct positive scores v_1 < ... < v_K."
     P:int # number of positives
@@ -95,7 +95,7 @@ def _ties(y:np.ndarray, # bool ground truth, same shape as s
     lt, le = np.searchsorted(srt, vals, 'left'), np.searchsorted(srt, vals, 'right')
     return _Ties(P, N, cnt, first, lt - first, le - first - cnt, None if w is None else np.add.reduceat(w, first))
 
-# %% ../nbs/05_metrics.ipynb #579b06b9
+# %% ../nbs/05_metrics.ipynb #a862485f
 def _auroc(t:_Ties) -> float:
     "Area under the ROC curve (trapezoid over distinct thresholds) from tie-grouped counts."
     return int(np.dot(t.cnt, t.neg_lt + t.neg_le)) / (2 * t.P * t.N)
@@ -114,7 +114,7 @@ def pixel_auroc(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous 
     y, s = _pair(masks, maps, 'masks', 'maps')
     return _auroc(_ties(y, s, 'masks', 'maps'))
 
-# %% ../nbs/05_metrics.ipynb #bf7e1741
+# %% ../nbs/05_metrics.ipynb #ff68d50a
 def _ap(t:_Ties) -> float:
     "Average precision (sum of recall steps times precision, no interpolation) from tie-grouped counts."
     tp = t.P - t.pos_lt; fp = t.N - t.neg_lt # (K,) at each threshold v_k
@@ -127,7 +127,7 @@ def pixel_ap(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pix
     y, s = _pair(masks, maps, 'masks', 'maps')
     return _ap(_ties(y, s, 'masks', 'maps'))
 
-# %% ../nbs/05_metrics.ipynb #420982d3
+# %% ../nbs/05_metrics.ipynb #dc44519b
 def _f1(t:_Ties) -> float:
     "Best F1 over all thresholds from tie-grouped counts."
     tp = t.P - t.pos_lt; fp = t.N - t.neg_lt # (K,)
@@ -140,7 +140,7 @@ def f1_max(labels, # ground truth, 1 = anomalous: (N,) image labels or (N,H,W)/(
     y, s = _pair(labels, scores, 'labels', 'scores')
     return _f1(_ties(y, s, 'labels', 'scores'))
 
-# %% ../nbs/05_metrics.ipynb #48d23cdc
+# %% ../nbs/05_metrics.ipynb #f68d9a7a
 def _region_weights(m:np.ndarray, # (B,H,W) bool masks
                     connectivity:int=8, # 8: corner neighbours join a region (MVTec AD); 4: edge neighbours only
                    ) -> tuple[np.ndarray, int]:
@@ -214,7 +214,7 @@ def aupro(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel
     _check_limit(fpr_limit)
     return _area_upto(*pro_curve(masks, maps, connectivity), fpr_limit) / fpr_limit
 
-# %% ../nbs/05_metrics.ipynb #eb047a39
+# %% ../nbs/05_metrics.ipynb #d272767b
 def evaluate_maps(labels, # (N,) image labels, 1 = anomalous
                   scores, # (N,) image anomaly scores
                   masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel

@@ -7,7 +7,7 @@ __all__ = ['NOISES', 'Noise', 'register_noise', 'get_noise', 'standardise', 'Noi
            'lattice_shift', 'simplex_octaves', 'SimplexNoise', 'gmm_fields', 'GMMNoise', 'check_noise',
            'radial_spectrum']
 
-# %% ../nbs/01_noise.ipynb #3e631321
+# %% ../nbs/01_noise.ipynb #b01f5fde
 import inspect, math, warnings
 from typing import Protocol, runtime_checkable
 import torch
@@ -15,14 +15,14 @@ from torch import Tensor
 from fastcore.test import test_eq, test_close, test_fail
 from .core import *
 
-# %% ../nbs/01_noise.ipynb #0c48fa75
+# %% ../nbs/01_noise.ipynb #7a53e2ba
 @runtime_checkable
 class Noise(Protocol):
     "What the diffusion code needs from a noise: a `name` and `noise(shape, generator=None, device=None) -> (B,C,H,W) float32`."
     name: str
     def __call__(self, shape, generator:torch.Generator|None=None, device:str|torch.device|None=None) -> Tensor: ...
 
-# %% ../nbs/01_noise.ipynb #4233091f
+# %% ../nbs/01_noise.ipynb #aa982231
 NOISES = {}  # name -> noise class
 
 def register_noise(name:str, # the registry name; also set as the class attribute `name`
@@ -51,7 +51,7 @@ def get_noise(noise, # a registered name or a noise object (returned unchanged)
         if k not in params: raise ValueError(f"unknown keyword {k!r} for noise {noise!r}; its parameters: {', '.join(params) or 'none'}")
     return cls(**kwargs)
 
-# %% ../nbs/01_noise.ipynb #3886899f
+# %% ../nbs/01_noise.ipynb #8d623058
 def _check_shape(shape) -> tuple:
     "The request shape as a tuple of four positive ints (B,C,H,W)."
     try: shape = tuple(int(s) for s in shape)
@@ -90,7 +90,7 @@ class NoiseBase:
         args = ', '.join(f"{k}={getattr(self, k)!r}" for k in inspect.signature(type(self)).parameters)
         return f"{type(self).__name__}({args})"
 
-# %% ../nbs/01_noise.ipynb #f9b703ac
+# %% ../nbs/01_noise.ipynb #d3af2f59
 @register_noise('gaussian')
 class GaussianNoise(NoiseBase):
     "I.i.d. standard normal noise per pixel."
@@ -100,7 +100,7 @@ class GaussianNoise(NoiseBase):
             generator = torch.Generator(device=device).manual_seed(seed)
         return torch.randn(shape, generator=generator, device=device)
 
-# %% ../nbs/01_noise.ipynb #41c76d19
+# %% ../nbs/01_noise.ipynb #e6ab56d8
 _STRETCH, _SQUISH, _NORM = -1.0 / 6, 1.0 / 3, 103.0   # opensimplex's 3D constants
 _GRAD3 = [-11, 4, 4, -4, 11, 4, -4, 4, 11,   11, 4, 4, 4, 11, 4, 4, 4, 11,   -11, -4, 4, -4, -11, 4, -4, -4, 11,
           11, -4, 4, 4, -11, 4, 4, -4, 11,   -11, 4, -4, -4, 11, -4, -4, 4, -11,   11, 4, -4, 4, 11, -4, 4, 4, -11,
@@ -137,7 +137,7 @@ def _gradients(X:Tensor, Y:Tensor, Z:Tensor, # integer lattice coordinates, any 
     gi = pgi.index_select(0, (h + Z.reshape(-1)) & 255)
     return torch.stack([grad.index_select(0, gi), grad.index_select(0, gi + 1), grad.index_select(0, gi + 2)]).view(3, *X.shape)
 
-# %% ../nbs/01_noise.ipynb #d9df6e80
+# %% ../nbs/01_noise.ipynb #694adcc9
 def _extra_points(region:int, # 1: tetrahedron at (0,0,0), 2: tetrahedron at (1,1,1), 3: octahedron
                   c:int, # regions 1, 2: opensimplex's code c; region 3: the closest point a
                   b:int=0, # region 3: the second closest point b
@@ -195,7 +195,7 @@ _skew = lambda o: o + o.sum(-1, keepdim=True) * _SQUISH                         
 _CORNER_V = _skew(_CORNERS.double())                                            # (8, 3)
 _EXTRA_V = _skew(_EXTRA.double()).permute(2, 0, 1).reshape(3, -1)              # (3, 8192*2)
 
-# %% ../nbs/01_noise.ipynb #fcb71acb
+# %% ../nbs/01_noise.ipynb #0b121271
 def _simplex_geometry(x:Tensor, y:Tensor, z:Tensor, # (n,) coordinates
                      ) -> tuple:
     "Per point: d (3,n,10) offsets to the 10 candidate lattice points, a4 (n,10) weights (0 if unused), cells (3,n), key (n,)."
@@ -255,7 +255,7 @@ def simplex_noise3(x:Tensor, y:Tensor, z:Tensor, # coordinates, broadcastable to
         out[i:i + step] = (a4 * (g * d).sum(0)).sum(1) / _NORM
     return out.view(shape)
 
-# %% ../nbs/01_noise.ipynb #0c9e52d4
+# %% ../nbs/01_noise.ipynb #db72fee1
 _ORIGIN = (0.2113, 0.5477, 0.3311)   # a generic point: no pixel of the grid lies on a branch boundary
 
 def lattice_shift(n:Tensor, # (...,3) integer lattice translations
@@ -354,7 +354,7 @@ def simplex_octaves(H:int, W:int, # grid size in pixels
         out[rows.start * W:rows.stop * W] = _product(mat, G.transpose(0, 1)).view(O, -1, m).sum(0)
     return out.T.reshape(m, H, W)
 
-# %% ../nbs/01_noise.ipynb #bb1519c2
+# %% ../nbs/01_noise.ipynb #0a2fe091
 @register_noise('simplex')
 class SimplexNoise(NoiseBase):
     "Multi-octave 3D simplex noise as in AnoDDPM, a new field per image and channel, standardised per field."
@@ -381,7 +381,7 @@ class SimplexNoise(NoiseBase):
     def __getstate__(self):   # copies and pickles leave the cached matrices behind; they are rebuilt on use
         return {k: v for k, v in self.__dict__.items() if k not in ('_mats', '_key')}
 
-# %% ../nbs/01_noise.ipynb #d0380fe9
+# %% ../nbs/01_noise.ipynb #3c1c509a
 def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
                sigma:Tensor, # (n,K,2) widths (x, y) as fractions of the image
                w:Tensor, # (n,K) weights
@@ -416,7 +416,7 @@ class GMMNoise(NoiseBase):
         sigma = (self.sigma_min + (self.sigma_max - self.sigma_min) * r[2:4]).permute(1, 2, 0)
         return standardise(gmm_fields(mu, sigma, w, H, W)).view(B, C, H, W)
 
-# %% ../nbs/01_noise.ipynb #79ad2880
+# %% ../nbs/01_noise.ipynb #356944c6
 def check_noise(noise, # a noise object or a registered name
                 device:str|torch.device='cpu', # device to test on
                 shapes=((6, 3, 17, 23), (5, 1, 16, 16)), # requests to test (3 and 1 channels, odd sizes)
@@ -442,7 +442,7 @@ def check_noise(noise, # a noise object or a registered name
         test_close(a.mean().item(), 0.0, eps=0.05)
         test_close(a.std().item(), 1.0, eps=0.05)
 
-# %% ../nbs/01_noise.ipynb #d3784e57
+# %% ../nbs/01_noise.ipynb #83fe1af2
 def radial_spectrum(x:Tensor, # (..., H, W) fields
                    ) -> tuple:
     "(f, P): the power spectrum of the fields averaged over leading dims and over rings of radius f (cycles/pixel, bins of 1/max(H,W))."

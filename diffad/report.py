@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['MVTEC_TEXTURES', 'MVTEC_OBJECTS', 'PAPER_I_AUROC', 'METRIC_NAMES', 'collect_results', 'results_table', 'write_tables',
            'ablation_depth', 'ablation_walks', 'ablation_filter', 'rows_table', 'figure_process', 'figure_samples',
-           'build_report']
+           'figures_from_runs', 'build_report']
 
-# %% ../nbs/08_report.ipynb #e706587b
+# %% ../nbs/08_report.ipynb #120b5c88
 import json, csv, time
 from dataclasses import replace
 from pathlib import Path
@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 from .core import *
 from .train import Config, make_noise, make_schedule
-from .detect import evaluate, metrics_from_maps, reconstruct, anomaly_map, mean_filter
+from .train import load_data
+from .detect import evaluate, metrics_from_maps, reconstruct, anomaly_map, mean_filter, load_model
 
-# %% ../nbs/08_report.ipynb #c5cfdd51
+# %% ../nbs/08_report.ipynb #64f09ebd
 MVTEC_TEXTURES = ('carpet', 'grid', 'leather', 'tile', 'wood')
 MVTEC_OBJECTS = ('bottle', 'cable', 'capsule', 'hazelnut', 'metal_nut', 'pill', 'screw', 'toothbrush', 'transistor', 'zipper')
 # the paper's mean image AUROC on MVTec AD (%), by noise
@@ -40,7 +41,7 @@ def _label(r:dict) -> str:
     kw = r.get('noise_kwargs') or {}
     return r['noise'] + (' ' + ','.join(f'{k}={v}' for k, v in sorted(kw.items())) if kw else '')
 
-# %% ../nbs/08_report.ipynb #472835b4
+# %% ../nbs/08_report.ipynb #336794e6
 def _fmt(v) -> str: return '' if v is None else f'{100 * v:.1f}'
 
 def _means(cats:list, values:dict) -> list:
@@ -87,7 +88,7 @@ def write_tables(results:list, # results dicts
         for fmt in ('md', 'csv'): (out / f'{name}.{fmt}').write_text(results_table(results, ms, fmt))
     return out
 
-# %% ../nbs/08_report.ipynb #6af0b0ab
+# %% ../nbs/08_report.ipynb #772d24c9
 def ablation_depth(model, cfg:Config, test_ds, # a trained model, its configuration and the test images
                    t0s:tuple=(10, 50, 200, 500), # depths; each is walked back with all its steps
                    pro:bool=False, # also compute AUPRO
@@ -123,7 +124,7 @@ def rows_table(rows:list, # dicts with the same keys
     return '\n'.join(['| ' + ' | '.join(METRIC_NAMES.get(k, k) for k in keys) + ' |', '|' + '---|' * len(keys)]
                      + ['| ' + ' | '.join(f(k, r[k]) for k in keys) + ' |' for r in rows]) + '\n'
 
-# %% ../nbs/08_report.ipynb #eb2ad1f1
+# %% ../nbs/08_report.ipynb #0df6be47
 @torch.no_grad()
 def figure_process(models:dict, # noise name -> (model, Config)
                    test_ds, # images to draw from
@@ -143,9 +144,11 @@ def figure_process(models:dict, # noise name -> (model, Config)
         fwd_t = np.linspace(0, cfg.t0, n_cols).round().astype(int)
         fwd = [xd if t == 0 else sched.q_sample(xd, torch.tensor([t - 1], device=dev), eps) for t in fwd_t]
         xt = fwd[-1]
-        walk = list(sched.p_walk(model, xt, cfg.t0 - 1, noise, cfg.steps, cfg.sampler, cfg.eta, g))
+        walk = [x for _, x in sched.p_walk(model, xt, cfg.t0 - 1, noise, cfg.steps, cfg.sampler, cfg.eta, g)]
+        kept = sched.timesteps(cfg.t0 - 1, cfg.steps, cfg.sampler)
+        depth = [kept[i + 1] + 1 if i + 1 < len(kept) else 0 for i in range(len(kept))]  # forward steps left in walk[i]
         pick = np.linspace(0, len(walk) - 1, n_cols).round().astype(int)
-        rev = [(walk[i][0], walk[i][1]) for i in pick]
+        rev = [(depth[i], walk[i]) for i in pick]
         for j, (t, im) in enumerate([(t, f) for t, f in zip(fwd_t, fwd)] + rev):
             ax = axs[row, j]; ax.imshow(from_pm1(im[0].float().cpu()).permute(1, 2, 0).numpy()); ax.axis('off')
             ax.set_title(('q: t=' if j < n_cols else 'p: t=') + str(int(t)), fontsize=7)
@@ -180,7 +183,21 @@ def figure_samples(models:dict, # noise name -> (model, Config)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_report.ipynb #d64405d9
+# %% ../nbs/08_report.ipynb #46e589a0
+def figures_from_runs(runs:dict, # noise name -> run folder of one category (with checkpoints/last.pt)
+                      out:str|Path, # folder for figure1.png and figure2.png
+                      n:int=3, # defective images in Figure 2
+                     ) -> Path:
+    "The paper's Figures 1 and 2 for one category from trained runs, one row (column group) per noise."
+    import matplotlib.pyplot as plt
+    models = {name: load_model(Path(d)) for name, d in runs.items()}
+    _, test_ds = load_data(next(iter(models.values()))[1])
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    for name, fig in (('figure1.png', figure_process(models, test_ds)), ('figure2.png', figure_samples(models, test_ds, n))):
+        fig.savefig(out / name, dpi=80); plt.close(fig)
+    return out
+
+# %% ../nbs/08_report.ipynb #fb1439c1
 def build_report(root:str|Path='outputs', # folder holding runs (each with results.json)
                  out:str|Path|None=None, # where the tables go; default: <root>/report
                  group_by:str='data', # one table per data set ('data') or one for all runs ('none')

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SAMPLERS', 'linear_betas', 'DDPMSchedule']
 
-# %% ../nbs/02_schedule.ipynb #07550f6b
+# %% ../nbs/02_schedule.ipynb #76f65156
 import math, numbers
 from fastcore.basics import patch
 from typing import Callable, Iterator
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from .core import *
 
-# %% ../nbs/02_schedule.ipynb #9d8bfd53
+# %% ../nbs/02_schedule.ipynb #3d2ba81a
 def linear_betas(T:int=1000, # number of diffusion steps
                  start:float=1e-4, # beta of the first step
                  end:float=1e-2, # beta of the last step
@@ -23,7 +23,7 @@ def linear_betas(T:int=1000, # number of diffusion steps
     if not 0 < start <= end < 1: raise ValueError(f"betas need 0 < start <= end < 1, got start={start!r}, end={end!r}")
     return torch.linspace(start, end, int(T), dtype=torch.float64)
 
-# %% ../nbs/02_schedule.ipynb #813eed5f
+# %% ../nbs/02_schedule.ipynb #5cf9940f
 def _extract(a:Tensor, # (T,) table, any device and dtype
              t:Tensor, # (B,) long timesteps, 0-based
              x:Tensor, # (B,C,H,W) tensor whose device, dtype and rank the result takes
@@ -41,7 +41,7 @@ def _check_t(t, # (B,) integer tensor of 0-based timesteps
     if t.shape[0] != x.shape[0]: raise ValueError(f"{name} has {t.shape[0]} timesteps for a batch of {x.shape[0]}")
     return t
 
-# %% ../nbs/02_schedule.ipynb #cccc71cd
+# %% ../nbs/02_schedule.ipynb #711696af
 class DDPMSchedule:
     "A DDPM variance schedule: betas, alphas, abar and the posterior coefficients as float64 (T,) tensors."
     def __init__(self,
@@ -87,7 +87,7 @@ class DDPMSchedule:
         if eps.shape != x0.shape: raise ValueError(f"eps has shape {tuple(eps.shape)}, x0 has {tuple(x0.shape)}")
         return _extract(self.sqrt_abar, t, x0) * x0 + _extract(self.sqrt_1m_abar, t, x0) * eps.to(x0.dtype)
 
-# %% ../nbs/02_schedule.ipynb #bdcb01da
+# %% ../nbs/02_schedule.ipynb #f3a0aca1
 @patch
 def predict_x0(self:DDPMSchedule,
                xt:Tensor, # (B,C,H,W) noisy images at step t
@@ -109,7 +109,7 @@ def q_posterior(self:DDPMSchedule,
     mean = _extract(self.post_c0, t, xt) * x0 + _extract(self.post_ct, t, xt) * xt
     return mean, _extract(self.post_var, t, xt)
 
-# %% ../nbs/02_schedule.ipynb #c8ad9dd5
+# %% ../nbs/02_schedule.ipynb #5e34f9b6
 @patch
 def p_step(self:DDPMSchedule,
            xt:Tensor, # (B,C,H,W) images at step t
@@ -125,7 +125,7 @@ def p_step(self:DDPMSchedule,
     keep = (t > 0).to(device=xt.device, dtype=xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))  # (B,1,1,1), 0 where t == 0
     return x + keep * _extract(self.sqrt_betas, t, xt) * z.to(xt.dtype)
 
-# %% ../nbs/02_schedule.ipynb #e1b23a15
+# %% ../nbs/02_schedule.ipynb #237994ab
 SAMPLERS = ('ddpm', 'ddim')
 
 @patch
@@ -170,7 +170,7 @@ def respaced_betas(self:DDPMSchedule,
     ab = self.abar[s]
     return 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
 
-# %% ../nbs/02_schedule.ipynb #79ff0ec2
+# %% ../nbs/02_schedule.ipynb #9402d8da
 @patch
 def _walk_coefs(self:DDPMSchedule,
                 kept:list[int], # visited timesteps, descending

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['validation_split', 'Selection', 'select_settings']
 
-# %% ../nbs/09_select.ipynb #87ea785b
+# %% ../nbs/09_select.ipynb #8057f1b5
 import json
 from dataclasses import dataclass, replace, asdict
 from pathlib import Path
@@ -17,7 +17,7 @@ from .data import synth_defect
 from .train import Config, train
 from .detect import evaluate, metrics_from_maps
 
-# %% ../nbs/09_select.ipynb #8bba2670
+# %% ../nbs/09_select.ipynb #957d1b56
 def validation_split(train_ds, # the good training images (dicts with 'image'), e.g. from `load_category`
                      frac:float=0.25, # fraction held out for validation
                      seed:int=0, # seed of the split and of the synthetic defects
@@ -43,7 +43,7 @@ def validation_split(train_ds, # the good training images (dicts with 'image'), 
                         path=item.get('path', str(i))))
     return X, val
 
-# %% ../nbs/09_select.ipynb #a233914c
+# %% ../nbs/09_select.ipynb #f964f283
 @dataclass
 class Selection:
     "The outcome of `select_settings`."

@@ -6,7 +6,7 @@
 __all__ = ['UNET_PRESETS', 'timestep_embedding', 'GroupNorm32', 'ResBlock', 'SelfAttention', 'Downsample', 'Upsample', 'ResUNet',
            'unet_preset', 'count_params', 'count_flops']
 
-# %% ../nbs/03_unet.ipynb #2fe0b401
+# %% ../nbs/03_unet.ipynb #93998ba7
 import math
 from fastcore.basics import patch
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from .core import *
 
-# %% ../nbs/03_unet.ipynb #b93252ae
+# %% ../nbs/03_unet.ipynb #ef3d964e
 def timestep_embedding(t:Tensor, # (B,) steps, 0-based; long or float (fractional steps are allowed)
                        dim:int, # embedding channels d
                        max_period:float=10000, # P: the slowest channel has a period of about 2*pi*P steps
@@ -29,7 +29,7 @@ def timestep_embedding(t:Tensor, # (B,) steps, 0-based; long or float (fractiona
     emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)             # (B, 2*half)
     return F.pad(emb, (0, 1)) if dim % 2 else emb                               # (B, dim)
 
-# %% ../nbs/03_unet.ipynb #f9a87127
+# %% ../nbs/03_unet.ipynb #49e21bea
 class GroupNorm32(nn.GroupNorm):
     "GroupNorm with gcd(`groups`, channels) groups, computed in float32 and cast back to the input dtype."
     def __init__(self, channels:int, # C, the channels to normalise
@@ -40,7 +40,7 @@ class GroupNorm32(nn.GroupNorm):
                ) -> Tensor: # (B, C, H, W), dtype of x
         return super().forward(x.float()).to(x.dtype)
 
-# %% ../nbs/03_unet.ipynb #43980d8a
+# %% ../nbs/03_unet.ipynb #cbeb97a1
 class ResBlock(nn.Module):
     "Residual block: two 3x3 convolutions with GroupNorm and SiLU, conditioned on the timestep embedding."
     def __init__(self, in_ch:int, # C_in
@@ -69,7 +69,7 @@ class ResBlock(nn.Module):
         else: h = self.out_norm(h + e)
         return self.skip(x) + self.out_layers(h)
 
-# %% ../nbs/03_unet.ipynb #4d25bf1b
+# %% ../nbs/03_unet.ipynb #d81502df
 class SelfAttention(nn.Module):
     "Multi-head self-attention over the positions of a feature map, with a residual connection."
     def __init__(self, channels:int, # C
@@ -93,7 +93,7 @@ class SelfAttention(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v)                                        # (B, n, N, C/n)
         return x + self.proj(a.transpose(-1, -2).reshape(B, C, H, W))
 
-# %% ../nbs/03_unet.ipynb #b9641fd1
+# %% ../nbs/03_unet.ipynb #45625138
 class Downsample(nn.Module):
     "Halve the resolution with a stride-2 3x3 convolution."
     def __init__(self, channels:int, # C (kept)
@@ -114,7 +114,7 @@ class Upsample(nn.Module):
                ) -> Tensor: # (B, C, 2H, 2W)
         return self.conv(F.interpolate(x, scale_factor=2, mode='nearest'))
 
-# %% ../nbs/03_unet.ipynb #2cb62893
+# %% ../nbs/03_unet.ipynb #deecc9bf
 class _Stage(nn.ModuleList):
     "Layers run in order; residual blocks also get the timestep embedding."
     def forward(self, h:Tensor, emb:Tensor) -> Tensor:
@@ -193,7 +193,7 @@ class ResUNet(nn.Module):
         for stage in self.up: h = stage(torch.cat([h, hs.pop()], dim=1), emb)
         return self.out(h)                                                  # (B, C, H, W)
 
-# %% ../nbs/03_unet.ipynb #e6716eea
+# %% ../nbs/03_unet.ipynb #7408a044
 UNET_PRESETS = {
     'paper': dict(size=224, base_channels=64, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=3,
                   attention_resolutions=(8, 16, 32), num_heads=4, dropout=0.0),
@@ -218,7 +218,7 @@ def from_preset(cls:ResUNet, name:str, # 'paper', 'cpu' or 'tiny'
     kw = unet_preset(name); kw.pop('size')
     return cls(**{**kw, 'in_channels': in_channels, **overrides})
 
-# %% ../nbs/03_unet.ipynb #27d56131
+# %% ../nbs/03_unet.ipynb #8b60fa79
 def count_params(model:nn.Module, # any module
                 ) -> int:
     "Number of parameters of `model`."
