@@ -8,7 +8,7 @@ __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'Config', 'get_config', 'make_noise',
            'diffusion_loss', 'checkpoint_path', 'check_resumable', 'NonFiniteLoss', 'train', 'one_line_errors',
            'diffad_train']
 
-# %% ../nbs/06_train.ipynb #938981de
+# %% ../nbs/06_train.ipynb #96ecc7e8
 import os, sys, json, math, time, random, dataclasses, tempfile, warnings
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -24,7 +24,7 @@ from .schedule import DDPMSchedule, linear_betas
 from .unet import ResUNet, unet_preset
 from .data import load_category, make_builtin_dataset, categories
 
-# %% ../nbs/06_train.ipynb #08dc1184
+# %% ../nbs/06_train.ipynb #d80e080c
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's."
@@ -121,7 +121,7 @@ class Config:
             if isinstance(d.get(k), list): d[k] = tuple(d[k])
         return cls(**d)
 
-# %% ../nbs/06_train.ipynb #4cf9e491
+# %% ../nbs/06_train.ipynb #c887ae3f
 PRESETS = {
     'paper': dict(),
     'cpu': dict(unet='cpu', size=64, resize=64, base_channels=32, batch_size=16, train_steps=600, ckpt_every=25,
@@ -141,7 +141,7 @@ def get_config(preset:str='paper', # one of PRESETS
     kw = {**PRESETS[preset], **overrides, 'preset': preset}
     return Config.from_dict(kw)
 
-# %% ../nbs/06_train.ipynb #c471fc5d
+# %% ../nbs/06_train.ipynb #866adf72
 def make_noise(cfg:Config): 
     "The configured noise object."
     return get_noise(cfg.noise, **cfg.noise_kwargs)
@@ -166,7 +166,7 @@ def load_data(cfg:Config):
     if root is None: root = make_builtin_dataset(category=cfg.category)
     return load_category(root, cfg.category, size=cfg.size, resize=cfg.resize)
 
-# %% ../nbs/06_train.ipynb #b7582bf9
+# %% ../nbs/06_train.ipynb #8d605996
 def amp_dtype(cfg:Config, device:torch.device):
     "The autocast dtype in force for `cfg` on `device`, or None for float32."
     a = cfg.amp
@@ -187,7 +187,7 @@ def autocast(cfg:Config, device:torch.device):
     dt = amp_dtype(cfg, device)
     return torch.autocast(device.type, dtype=dt, enabled=dt is not None)
 
-# %% ../nbs/06_train.ipynb #84321fa7
+# %% ../nbs/06_train.ipynb #3eda026d
 def _rng_state() -> dict:
     "Python, NumPy and torch (CPU and CUDA) random states as tensors and plain values."
     st = np.random.get_state()
@@ -247,7 +247,7 @@ def unwrap(model:torch.nn.Module) -> torch.nn.Module:
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
-# %% ../nbs/06_train.ipynb #927f94c4
+# %% ../nbs/06_train.ipynb #192bb4e4
 def step_generator(seed:int, step:int, device=None) -> torch.Generator:
     "The generator of one training step's draws: the same on every process, and after a resume."
     g = torch.Generator(device=device or 'cpu'); g.manual_seed(seed * 1_000_003 + step)
@@ -269,7 +269,7 @@ def diffusion_loss(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x0, t, eps)
     return F.mse_loss(model(xt, t).float(), eps)
 
-# %% ../nbs/06_train.ipynb #d10edd9b
+# %% ../nbs/06_train.ipynb #f7e26e33
 def _dist_env() -> tuple[int, int, int]:
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run alone."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -386,7 +386,7 @@ def train(cfg:Config, # the experiment's configuration
     if distributed: dist.barrier()
     return model.eval()
 
-# %% ../nbs/06_train.ipynb #9bbe32be
+# %% ../nbs/06_train.ipynb #e0a0c09f
 def _train_script(cfg:Config, out_dir, data_path, resume:bool, pause:float=0.) -> str:
     "Python source that trains `cfg` on the tensor saved at `data_path`, pausing `pause` s after each checkpoint (for subprocess tests)."
     return (f"import torch, json, time; torch.set_num_threads(1)\n"
@@ -396,7 +396,7 @@ def _train_script(cfg:Config, out_dir, data_path, resume:bool, pause:float=0.) -
             f"cfg = Config.from_dict(json.loads({cfg.to_json()!r}))\n"
             f"train(cfg, {str(out_dir)!r}, resume={resume}, data=torch.load({str(data_path)!r}), progress=False)\n")
 
-# %% ../nbs/06_train.ipynb #633e1348
+# %% ../nbs/06_train.ipynb #62a6578e
 def _flag_type(anno):
     "The argparse type of a Config field's annotation: int, float or str (the first that the annotation allows)."
     import typing
