@@ -7,7 +7,7 @@ __all__ = ['MVTEC_TEXTURES', 'MVTEC_OBJECTS', 'PAPER_I_AUROC', 'METRIC_NAMES', '
            'ablation_depth', 'ablation_walks', 'ablation_filter', 'rows_table', 'figure_process', 'figure_samples',
            'figures_from_runs', 'build_report']
 
-# %% ../nbs/08_report.ipynb #57b1fc05
+# %% ../nbs/08_report.ipynb #c5260b8c
 import json, csv, time
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +19,7 @@ from .train import Config, make_noise, make_schedule
 from .train import load_data
 from .detect import evaluate, metrics_from_maps, reconstruct, anomaly_map, mean_filter, load_model
 
-# %% ../nbs/08_report.ipynb #ec17950c
+# %% ../nbs/08_report.ipynb #f9279699
 MVTEC_TEXTURES = ('carpet', 'grid', 'leather', 'tile', 'wood')
 MVTEC_OBJECTS = ('bottle', 'cable', 'capsule', 'hazelnut', 'metal_nut', 'pill', 'screw', 'toothbrush', 'transistor', 'zipper')
 # the paper's mean image AUROC on MVTec AD (%), by noise
@@ -41,7 +41,7 @@ def _label(r:dict) -> str:
     kw = r.get('noise_kwargs') or {}
     return r['noise'] + (' ' + ','.join(f'{k}={v}' for k, v in sorted(kw.items())) if kw else '')
 
-# %% ../nbs/08_report.ipynb #0dccc6cb
+# %% ../nbs/08_report.ipynb #d2cb62ed
 def _fmt(v) -> str: return '' if v is None else f'{100 * v:.1f}'
 
 def _means(cats:list, values:dict) -> list:
@@ -88,7 +88,7 @@ def write_tables(results:list, # results dicts
         for fmt in ('md', 'csv'): (out / f'{name}.{fmt}').write_text(results_table(results, ms, fmt))
     return out
 
-# %% ../nbs/08_report.ipynb #1e927bc5
+# %% ../nbs/08_report.ipynb #0a6defce
 def ablation_depth(model, cfg:Config, test_ds, # a trained model, its configuration and the test images
                    t0s:tuple=(10, 50, 200, 500), # depths; each is walked back with all its steps
                    pro:bool=False, # also compute AUPRO
@@ -124,7 +124,7 @@ def rows_table(rows:list, # dicts with the same keys
     return '\n'.join(['| ' + ' | '.join(METRIC_NAMES.get(k, k) for k in keys) + ' |', '|' + '---|' * len(keys)]
                      + ['| ' + ' | '.join(f(k, r[k]) for k in keys) + ' |' for r in rows]) + '\n'
 
-# %% ../nbs/08_report.ipynb #2644f0bb
+# %% ../nbs/08_report.ipynb #115edc37
 @torch.no_grad()
 def figure_process(models:dict, # noise name -> (model, Config)
                    test_ds, # images to draw from
@@ -183,7 +183,7 @@ def figure_samples(models:dict, # noise name -> (model, Config)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/08_report.ipynb #8d28db70
+# %% ../nbs/08_report.ipynb #07dee124
 def figures_from_runs(runs:dict, # noise name -> run folder of one category (with checkpoints/last.pt)
                       out:str|Path, # folder for figure1.png and figure2.png
                       n:int=3, # defective images in Figure 2
@@ -197,7 +197,7 @@ def figures_from_runs(runs:dict, # noise name -> run folder of one category (wit
         fig.savefig(out / name, dpi=80); plt.close(fig)
     return out
 
-# %% ../nbs/08_report.ipynb #3ae065b6
+# %% ../nbs/08_report.ipynb #05ab99a1
 def build_report(root:str|Path='outputs', # folder holding runs (each with results.json)
                  out:str|Path|None=None, # where the tables go; default: <root>/report
                  group_by:str='data', # one table per data set ('data') or one for all runs ('none')
@@ -214,6 +214,6 @@ def build_report(root:str|Path='outputs', # folder holding runs (each with resul
         parts += [f'\n## {Path(name).name}\n', '\n### Image AUROC (Table 1)\n', results_table(rs),
                   '\n### Pixel AUROC and AP (Table 2)\n', results_table(rs, ('p_auroc', 'p_ap'))]
     for p in sorted(root.rglob('ablation_*.md')):
-        if not p.is_relative_to(out): parts += [f'\n### {p.parent.name}: {p.stem}\n', p.read_text()]
+        if not p.is_relative_to(out): parts += [f'\n### {p.parent.parent.name}/{p.parent.name}: {p.stem}\n', p.read_text()]
     (out / 'report.md').write_text(''.join(parts))
     return out
