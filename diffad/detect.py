@@ -6,7 +6,7 @@
 __all__ = ['reconstruct', 'Oracle', 'anomaly_map', 'mean_filter', 'image_score', 'Evaluation', 'metrics_from_maps', 'evaluate',
            'show_samples', 'load_model', 'diffad_eval']
 
-# %% ../nbs/07_detect.ipynb #edaf30ae
+# %% ../nbs/07_detect.ipynb #4d7d50e1
 import os, sys, json, csv, time
 from dataclasses import dataclass, replace, asdict
 from pathlib import Path
@@ -19,9 +19,9 @@ from .noise import get_noise
 from .schedule import DDPMSchedule
 from .metrics import image_auroc, pixel_auroc, pixel_ap, f1_max, evaluate_maps
 from .train import (Config, get_config, make_noise, make_schedule, make_model, load_data, load_checkpoint,
-                          checkpoint_path, prepare_model, autocast, _parser, one_line_errors)
+                          checkpoint_path, prepare_model, autocast, _on, _parser, one_line_errors)
 
-# %% ../nbs/07_detect.ipynb #5589f547
+# %% ../nbs/07_detect.ipynb #44465668
 @torch.no_grad()
 def reconstruct(model, # eps-prediction network called as model(xt, t)
                 schedule:DDPMSchedule, # the variance schedule it was trained with
@@ -39,7 +39,7 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x, t, noise(x.shape, generator=generator, device=x.device))
     return schedule.p_loop(model, xt, int(t0) - 1, noise, steps, sampler, eta, generator)
 
-# %% ../nbs/07_detect.ipynb #e15e8942
+# %% ../nbs/07_detect.ipynb #c312b90a
 class Oracle(torch.nn.Module):
     "An eps 'model' that knows the clean images `x0` and returns the exact noise of `xt` (for tests)."
     def __init__(self, x0:Tensor, schedule:DDPMSchedule): super().__init__(); self.x0, self.schedule = x0, schedule
@@ -47,7 +47,7 @@ class Oracle(torch.nn.Module):
         ab = self.schedule.abar.to(xt)[t].view(-1, 1, 1, 1)
         return (xt - ab.sqrt() * self.x0) / (1 - ab).sqrt()
 
-# %% ../nbs/07_detect.ipynb #780671eb
+# %% ../nbs/07_detect.ipynb #1ae8f213
 def anomaly_map(x:Tensor, # (B,C,H,W) images
                 x0:Tensor, # (B,C,H,W) their reconstructions
                ) -> Tensor: # (B,1,H,W)
@@ -73,7 +73,7 @@ def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
     "The image anomaly score: the maximum of its map."
     return amap.flatten(1).amax(1)
 
-# %% ../nbs/07_detect.ipynb #9d647c6d
+# %% ../nbs/07_detect.ipynb #882f822d
 @dataclass
 class Evaluation:
     "What `evaluate` measured on one category."
@@ -133,7 +133,7 @@ def evaluate(model, # the trained eps network (its device is used)
     with tqdm(total=len(data), desc='evaluate', disable=not progress, dynamic_ncols=True) as bar:
         for b in _batches(data, cfg.eval_batch_size):
             x = b['image'].to(device)
-            if cfg.channels_last == 'on' or (cfg.channels_last == 'auto' and device.type == 'cuda'): x = x.contiguous(memory_format=torch.channels_last)
+            if _on(cfg.channels_last, device): x = x.contiguous(memory_format=torch.channels_last)
             x0 = reconstruct(eps_fn, schedule, noise, x, cfg.t0, cfg.steps, cfg.sampler, cfg.eta, g)
             amaps.append(anomaly_map(x, x0)[:, 0].cpu()); masks.append(b['mask'][:, 0].to(torch.uint8)); labels += list(b['label'])
             records += [dict(path=p, label=int(l), defect_type=d) for p, l, d in zip(b['path'], b['label'], b['defect_type'])]
@@ -182,7 +182,7 @@ def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_detect.ipynb #93d2bc1a
+# %% ../nbs/07_detect.ipynb #0c18ca81
 def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder holding checkpoints/last.pt
                device=None, # where to put the model; None: the best available
               ) -> tuple: # (model in eval mode, Config)
@@ -195,7 +195,7 @@ def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder
     model = make_model(cfg); model.load_state_dict(ck['model'])
     return model.to(default_device(device)).eval(), cfg
 
-# %% ../nbs/07_detect.ipynb #51c8e356
+# %% ../nbs/07_detect.ipynb #10cd0e97
 _MODEL_FIELDS = ('in_channels', 'noise', 'noise_kwargs', 'base_channels', 'channel_mults', 'num_res_blocks',
                  'attention_resolutions', 'unet', 'T', 'beta_start', 'beta_end', 'size')
 
