@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from PIL import Image
-from .core import *
 
 # %% ../nbs/04_data.ipynb #cd13591b
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')  # image file extensions, matched case-insensitively

@@ -10,7 +10,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy import ndimage
-from .core import *
 
 # %% ../nbs/05_metrics.ipynb #b50a57bc
 def _to_numpy(x, # array, tensor or nested list

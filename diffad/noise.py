@@ -4,16 +4,15 @@
 
 # %% auto #0
 __all__ = ['NOISES', 'Noise', 'register_noise', 'get_noise', 'standardise', 'NoiseBase', 'GaussianNoise', 'simplex_noise3',
-           'lattice_shift', 'simplex_octaves', 'SimplexNoise', 'gmm_fields', 'GMMNoise', 'check_noise',
-           'radial_spectrum']
+           'lattice_shift', 'simplex_octaves', 'SimplexNoise', 'gmm_fields', 'GMMNoise', 'check_noise', 'noise_params',
+           'PerImageNoise', 'radial_spectrum']
 
 # %% ../nbs/01_noise.ipynb #b01f5fde
 import inspect, math, warnings
 from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
-from fastcore.test import test_eq, test_close, test_fail
-from .core import *
+from fastcore.test import test_eq, test_close
 
 # %% ../nbs/01_noise.ipynb #7a53e2ba
 @runtime_checkable
@@ -429,7 +428,7 @@ def check_noise(noise, # a noise object or a registered name
     for shape in shapes:
         a = noise(shape, generator=gen(0), device=device)
         test_eq(tuple(a.shape), tuple(shape)); test_eq(a.dtype, torch.float32); test_eq(a.device.type, device.type)
-        test_eq(bool(torch.isfinite(a).all()), True)
+        assert torch.isfinite(a).all(), f"{noise.name}: {int((~torch.isfinite(a)).sum())} values are not finite"
         test_eq(a, noise(torch.Size(shape), generator=gen(0), device=device))                     # reproducible
         test_eq(noise(shape, generator=gen(0)).device.type, device.type)                           # generator's device
         assert differ(a, noise(shape, generator=gen(1), device=device)), f"{noise.name}: seeds 0 and 1 give the same noise"
@@ -441,6 +440,26 @@ def check_noise(noise, # a noise object or a registered name
             for j in range(i): assert differ(a[:, i], a[:, j]), f"{noise.name}: channels {j} and {i} share a field"
         test_close(a.mean().item(), 0.0, eps=0.05)
         test_close(a.std().item(), 1.0, eps=0.05)
+
+# %% ../nbs/01_noise.ipynb #573378b3
+def noise_params(noise:Noise, # a noise object
+                ) -> dict:
+    "The constructor arguments of a noise object by name: `get_noise(noise.name, **noise_params(noise))` rebuilds it."
+    return {k: getattr(noise, k) for k in inspect.signature(type(noise)).parameters}
+
+class PerImageNoise:
+    "A `Noise` that draws image i of a batch with generator i alone, so no image's draw depends on the others."
+    def __init__(self,
+                 noise:Noise, # the noise to draw
+                 generators:list, # one torch.Generator per image of the batches it will be asked for
+                ):
+        self.noise, self.generators, self.name = get_noise(noise), list(generators), get_noise(noise).name
+    def __call__(self, shape, generator:torch.Generator|None=None, device:str|torch.device|None=None) -> Tensor:
+        shape = _check_shape(shape)
+        if generator is not None: raise ValueError("PerImageNoise draws with its own per-image generators; pass generator=None")
+        if shape[0] != len(self.generators): raise ValueError(f"PerImageNoise holds {len(self.generators)} generators, asked for a batch of {shape[0]}")
+        return torch.cat([self.noise((1, *shape[1:]), generator=g, device=device) for g in self.generators])
+    def __repr__(self): return f"PerImageNoise({self.noise!r}, {len(self.generators)} generators)"
 
 # %% ../nbs/01_noise.ipynb #83fe1af2
 def radial_spectrum(x:Tensor, # (..., H, W) fields

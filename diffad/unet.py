@@ -13,7 +13,6 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from .core import *
 
 # %% ../nbs/03_unet.ipynb #ef3d964e
 def timestep_embedding(t:Tensor, # (B,) steps, 0-based; long or float (fractional steps are allowed)
@@ -146,6 +145,9 @@ class ResUNet(nn.Module):
         if bad: raise ValueError(f"attention_resolutions are downsampling factors, one of {factors} for {L} levels; got {bad}")
         if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.in_channels, self.base_channels, self.channel_mults = int(in_channels), int(base_channels), mults
+        self.init_args = dict(in_channels=int(in_channels), base_channels=int(base_channels), channel_mults=mults, num_res_blocks=nrb,
+                              attention_resolutions=att, dropout=float(dropout), num_heads=int(num_heads),
+                              num_head_channels=int(num_head_channels), scale_shift=bool(scale_shift), norm_groups=int(norm_groups))  # rebuilds it
         self.num_res_blocks, self.attention_resolutions, self.factor = nrb, att, 2 ** (L - 1)
         E, C = 4 * base_channels, base_channels
         res = lambda i, o: ResBlock(i, o, E, dropout, scale_shift, norm_groups)
@@ -195,17 +197,17 @@ class ResUNet(nn.Module):
 
 # %% ../nbs/03_unet.ipynb #7408a044
 UNET_PRESETS = {
-    'paper': dict(size=224, base_channels=64, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=3,
+    'paper': dict(base_channels=64, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=3,
                   attention_resolutions=(8, 16, 32), num_heads=4, dropout=0.0),
-    'cpu':   dict(size=64, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=(1, 2, 1),
+    'cpu':   dict(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=(1, 2, 1),
                   attention_resolutions=(4,), num_heads=4, dropout=0.0),
-    'tiny':  dict(size=16, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+    'tiny':  dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                   attention_resolutions=(2,), num_heads=2, dropout=0.0),
 }
 
 def unet_preset(name:str, # 'paper', 'cpu' or 'tiny'
                ) -> dict:
-    "A copy of the named preset: `size` (the image side it is meant for) and `ResUNet` arguments."
+    "A copy of the named preset's `ResUNet` arguments."
     if name not in UNET_PRESETS: raise ValueError(f"unknown unet preset {name!r}; presets: {sorted(UNET_PRESETS)}")
     return dict(UNET_PRESETS[name])
 
@@ -215,8 +217,7 @@ def from_preset(cls:ResUNet, name:str, # 'paper', 'cpu' or 'tiny'
                 **overrides, # any other ResUNet argument
                ) -> ResUNet:
     "The `ResUNet` of a named preset, with `overrides` applied."
-    kw = unet_preset(name); kw.pop('size')
-    return cls(**{**kw, 'in_channels': in_channels, **overrides})
+    return cls(**{**unet_preset(name), 'in_channels': in_channels, **overrides})
 
 # %% ../nbs/03_unet.ipynb #8b60fa79
 def count_params(model:nn.Module, # any module
