@@ -7,7 +7,7 @@ __all__ = ['DETECTOR_FORMAT', 'image_generators', 'reconstruct', 'anomaly_map', 
            'load_model', 'after_training', 'Evaluation', 'metrics_from_maps', 'evaluate', 'show_samples', 'diffad_eval']
 
 # %% ../nbs/08_detect.ipynb #4d7d50e1
-import json, csv, time, hashlib
+import json, csv, time, hashlib, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -26,11 +26,12 @@ from .config import (Config, AFTER_TRAINING, mean_filter_size, make_noise, make_
 # %% ../nbs/08_detect.ipynb #44465668
 def image_generators(x:Tensor, # (B,C,H,W) images
                      seed:int=0, # the detector's seed
+                     draw:int=0, # which reconstruction of the image (0, 1, ... for several per image)
                     ) -> list: # B CPU torch.Generators
-    "One generator per image, seeded from `seed` and a hash of the image's float32 bytes."
-    gens = []
+    "One generator per image, seeded from `seed`, `draw` and a hash of the image's float32 bytes."
+    gens, key = [], int(seed).to_bytes(8, 'little') + int(draw).to_bytes(8, 'little')
     for img in x.detach().float().cpu().contiguous():
-        h = hashlib.blake2b(img.numpy().tobytes(), digest_size=8, key=int(seed).to_bytes(8, 'little'))
+        h = hashlib.blake2b(img.numpy().tobytes(), digest_size=8, key=key)
         gens.append(torch.Generator().manual_seed(int.from_bytes(h.digest(), 'little') >> 1))
     return gens
 
@@ -44,9 +45,10 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
                 sampler:str='ddpm', # 'ddpm' (all or strided steps) or 'ddim'
                 eta:float=0.0, # DDIM noise scale
                 seed:int=0, # seed of the per-image generators
+                draw:int=0, # which of several reconstructions of each image (another draw of all its noise)
                ) -> Tensor: # (B,C,H,W) reconstruction
     "Diffuse each image to depth `t0` with its own draw of `noise`, then walk it back to a reconstruction."
-    z = PerImageNoise(noise, image_generators(x, seed))
+    z = PerImageNoise(noise, image_generators(x, seed, draw))
     xt = schedule.q_jump(x, t0, z(x.shape, device=x.device))
     return schedule.p_loop(model, xt, t0, z, steps, sampler, eta)
 
@@ -76,7 +78,7 @@ def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
     "The image anomaly score: the maximum of its map."
     return amap.flatten(1).amax(1)
 
-# %% ../nbs/08_detect.ipynb #225cec69
+# %% ../nbs/08_detect.ipynb #46004421
 DETECTOR_FORMAT = 'diffad.Detector/1'
 
 @dataclass
@@ -90,6 +92,8 @@ class Detector:
     sampler:str = 'ddpm' # 'ddpm' (all or strided steps) or 'ddim'
     eta:float = 0.0 # DDIM noise scale
     filter_size:int = 11 # mean-filter size of the anomaly map
+    n_recon:int = 1 # reconstructions per image, each with its own noise; their raw maps are averaged
+    weights:str = 'raw' # which weights `model` holds ('ema' or 'raw'), as recorded in the settings
     size:int = 224 # side of the images the network takes (centre crop)
     resize:int = 256 # images are resized to this before the crop
     in_channels:int = 3 # image channels
@@ -108,6 +112,7 @@ class Detector:
         if isinstance(self.filter_size, bool) or int(self.filter_size) != self.filter_size or self.filter_size < 1:
             raise ValueError(f"filter_size must be a positive integer, got {self.filter_size!r}")
         if int(self.batch_size) < 1: raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.n_recon, bool) or int(self.n_recon) != self.n_recon or self.n_recon < 1: raise ValueError(f"n_recon must be a positive integer, got {self.n_recon!r}")
         self._net = None
 
     @property
@@ -118,10 +123,10 @@ class Detector:
 
     @property
     def n_evals(self) -> int:
-        "Network evaluations per image."
-        return self.schedule.num_evals(self.t0, self.steps, self.sampler)
+        "Network evaluations per image: reconstructions times the walk's steps."
+        return self.n_recon * self.schedule.num_evals(self.t0, self.steps, self.sampler)
 
-# %% ../nbs/08_detect.ipynb #0bad7cf7
+# %% ../nbs/08_detect.ipynb #50c71567
 @patch
 def _eps_fn(self:Detector):
     "The network as the walk calls it: prepared once for its device, under the configured autocast, in float32 out."
@@ -134,15 +139,15 @@ def _eps_fn(self:Detector):
 @patch
 def maps(self:Detector,
           x:Tensor, # (B,C,H,W) images in [-1, 1] at the network's size
-         ) -> tuple: # (reconstructions (B,C,H,W), raw maps (B,1,H,W)) on the detector's device
-    "Reconstruct a batch (in chunks of `batch_size`) and return the reconstructions and the raw anomaly maps."
+         ) -> tuple: # (first reconstructions (B,C,H,W), raw maps (B,1,H,W)) on the detector's device
+    "Reconstruct a batch (in chunks of `batch_size`, `n_recon` times) and return the first reconstructions and the mean raw anomaly maps."
     if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-1] != self.size or x.shape[-2] != self.size:
         raise ValueError(f"images must be (B, {self.in_channels}, {self.size}, {self.size}) as the network was trained, got {tuple(x.shape)}")
     eps, recs, maps = self._eps_fn(), [], []
     for xb in x.to(self.device).split(int(self.batch_size)):  # reconstruct is under torch.no_grad
         if switch_on(self.channels_last, xb.device): xb = xb.contiguous(memory_format=torch.channels_last)
-        r = reconstruct(eps, self.schedule, self.noise, xb, self.t0, self.steps, self.sampler, self.eta, self.seed)
-        recs.append(r); maps.append(anomaly_map(xb, r))
+        rs = [reconstruct(eps, self.schedule, self.noise, xb, self.t0, self.steps, self.sampler, self.eta, self.seed, k) for k in range(self.n_recon)]
+        recs.append(rs[0]); maps.append(torch.stack([anomaly_map(xb, r) for r in rs]).mean(0))
     return torch.cat(recs), torch.cat(maps)
 
 @patch
@@ -153,17 +158,22 @@ def score(self:Detector,
     amap = mean_filter(self.maps(x)[1], self.filter_size)
     return image_score(amap), amap
 
-# %% ../nbs/08_detect.ipynb #ae64ae99
+# %% ../nbs/08_detect.ipynb #842b9c29
 def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder holding checkpoints/last.pt
                device=None, # where to put the model; None: the best available
-              ) -> tuple: # (model in eval mode, Config)
-    "The trained model and its configuration from a checkpoint."
+               weights:str|None=None, # 'ema' or 'raw'; None: the configuration's `weights`
+              ) -> tuple: # (model in eval mode, Config with the weights loaded)
+    "The trained model (its EMA or raw weights) and its configuration from a checkpoint."
     path = Path(path)
     if path.is_dir(): path = checkpoint_path(path)
     ck = load_checkpoint(path)
     if not isinstance(ck, dict) or 'config' not in ck or 'model' not in ck: raise ValueError(f"{path} is not a diffad training checkpoint (no model or configuration)")
     cfg = Config.from_dict(ck['config'])
-    model = make_model(cfg); model.load_state_dict(ck['model'])
+    cfg = Config.from_dict({**asdict(cfg), 'weights': weights or cfg.weights})
+    if cfg.weights == 'ema' and 'ema' not in ck:
+        warnings.warn(f"{path} holds no EMA weights (written before diffad kept them): using its raw weights")
+        cfg = Config.from_dict({**asdict(cfg), 'weights': 'raw'})
+    model = make_model(cfg); model.load_state_dict(ck['ema' if cfg.weights == 'ema' else 'model'])
     return model.to(default_device(device)).eval(), cfg
 
 def after_training(cfg:Config, # a trained run's configuration
@@ -179,9 +189,9 @@ def after_training(cfg:Config, # a trained run's configuration
 def from_config(cls:Detector, model:torch.nn.Module, # the trained network
                  cfg:Config, # its configuration (detection and runtime fields included)
                 ) -> Detector:
-    "The detector of a trained model under a configuration."
+    "The detector of a trained model (holding the weights `cfg.weights` names) under a configuration."
     return cls(model, make_schedule(cfg), make_noise(cfg), t0=cfg.t0, steps=cfg.steps, sampler=cfg.sampler, eta=cfg.eta,
-               filter_size=mean_filter_size(cfg), size=cfg.size, resize=cfg.resize, in_channels=cfg.in_channels, seed=cfg.seed,
+               filter_size=mean_filter_size(cfg), n_recon=cfg.n_recon, weights=cfg.weights, size=cfg.size, resize=cfg.resize, in_channels=cfg.in_channels, seed=cfg.seed,
                batch_size=cfg.eval_batch_size, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
                compile_backend=cfg.compile_backend)
 
@@ -191,11 +201,11 @@ def from_run(cls:Detector, path:str|Path, # a run folder (or its checkpoint)
               **changes, # detection and runtime settings (`AFTER_TRAINING` fields) to change
              ) -> Detector:
     "The detector of a trained run folder."
-    model, cfg = load_model(path, device)
+    model, cfg = load_model(path, device, changes.get('weights'))
     return Detector.from_config(model, after_training(cfg, **changes))
 
-# %% ../nbs/08_detect.ipynb #885e97eb
-_SETTINGS = ('t0', 'steps', 'sampler', 'eta', 'filter_size', 'size', 'resize', 'in_channels', 'seed', 'batch_size',
+# %% ../nbs/08_detect.ipynb #1f8bd0ad
+_SETTINGS = ('t0', 'steps', 'sampler', 'eta', 'filter_size', 'n_recon', 'weights', 'size', 'resize', 'in_channels', 'seed', 'batch_size',
              'amp', 'channels_last', 'compile', 'compile_backend', 'thresholds')
 
 @patch

@@ -46,7 +46,7 @@ def validation_split(train_ds, # the good training images (dicts with 'image'), 
 class Selection:
     "The outcome of `select_settings`."
     table:list # one dict per (noise_kwargs, t0, filter_size): validation metrics and the criterion
-    chosen:dict # the winning noise_kwargs, t0 and filter_size
+    chosen:dict # the winning noise_kwargs, detection settings ('detector'), t0 and filter_size
     n_train:int # images the candidates were trained on
     n_val:int # validation images (good and with synthetic defects)
     def summary(self) -> dict: return dict(chosen=self.chosen, n_train=self.n_train, n_val=self.n_val, criterion='mean of validation I-AUROC and P-AUROC')
@@ -77,24 +77,29 @@ def select_settings(cfg:Config, # the configuration to start from
                     noise_grid:list|None=None, # candidate noise_kwargs dicts; None: only cfg.noise_kwargs
                     t0_grid:tuple=(100, 200, 300), # candidate diffusion depths
                     filter_grid:tuple=(1, 5, 11, 17), # candidate mean-filter sizes
+                    detector_grid:list|None=None, # candidate detection settings, e.g. [{'weights': 'raw'}, {'n_recon': 4}]; None: cfg's
                     frac:float=0.25, # fraction of the good images held out
                     progress:bool=False, # progress bars
                    ) -> tuple: # (cfg with the chosen values, Selection)
-    "Choose noise parameters, t0 and filter size on a synthetic-defect validation split of the training images."
+    "Choose noise parameters, detection settings, t0 and filter size on a synthetic-defect validation split of the training images."
     bad = [t for t in t0_grid if not 1 <= t <= cfg.T]
     if bad or not t0_grid: raise ValueError(f"t0_grid must hold values in [1, {cfg.T}], got {t0_grid}")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     X, val = validation_split(train_ds, frac=frac, seed=cfg.seed)
     grid = [dict(kw) for kw in (noise_grid or [cfg.noise_kwargs])]
+    variants = [dict(v) for v in (detector_grid or [{}])]
+    device = None if cfg.device == 'auto' else cfg.device
     cands = {}
     for i, kw in enumerate(grid):
-        c = replace(cfg, noise_kwargs=kw)
-        cands[i] = Detector.from_config(train(c, out / f'candidate{i}', resume=True, data=X, progress=progress), c)
+        run = out / f'candidate{i}'
+        train(replace(cfg, noise_kwargs=kw), run, resume=True, data=X, progress=progress)
+        for j, v in enumerate(variants): cands[i, j] = Detector.from_run(run, device, **{'weights': cfg.weights, 'n_recon': cfg.n_recon, **v})
     table, best = score_settings(cands, val, t0_grid, filter_grid, progress)
-    for r in table: r['noise_kwargs'] = grid[r.pop('candidate')]
-    chosen = {k: table[best][k] for k in ('noise_kwargs', 't0', 'filter_size')}
+    for r in table:
+        i, j = r.pop('candidate'); r.update(noise_kwargs=grid[i], detector=variants[j])
+    chosen = {k: table[best][k] for k in ('noise_kwargs', 'detector', 't0', 'filter_size')}
     sel = Selection(table, chosen, len(X), len(val))
     (out / 'selection.json').write_text(json.dumps(asdict(sel), indent=1))
     new = replace(cfg, noise_kwargs=chosen['noise_kwargs'], t0=chosen['t0'], filter_size=chosen['filter_size'],
-                  steps=None if cfg.steps is None else min(cfg.steps, chosen['t0']))
+                  steps=None if cfg.steps is None else min(cfg.steps, chosen['t0']), **chosen['detector'])
     return new, sel
