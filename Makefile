@@ -20,7 +20,7 @@ install: $(STAMP)
 # the run notebook with its defaults: the cpu preset on the built-in dataset; results in outputs/run/
 run: $(STAMP)
 	mkdir -p outputs/run
-	$(BIN)/papermill nbs/run.ipynb outputs/run/run.ipynb -p out_dir outputs/run
+	$(BIN)/papermill --log-output --progress-bar nbs/run.ipynb outputs/run/run.ipynb -p out_dir outputs/run
 
 # speed benchmarks on this machine (each writes outputs/benchmarks/<name>.json)
 bench: $(STAMP)

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['ROLES', 'WEIGHTS', 'RESUMABLE', 'AFTER_TRAINING', 'PRESETS', 'Config', 'fields_with', 'get_config',
-           'mean_filter_size', 'make_noise', 'make_schedule', 'model_kwargs', 'make_model', 'load_data',
-           'checkpoint_path', 'save_atomic', 'load_checkpoint', 'config_parser', 'config_overrides', 'one_line_errors']
+           'mean_filter_size', 'make_noise', 'make_schedule', 'model_kwargs', 'make_model', 'split_holdout',
+           'load_data', 'load_holdout', 'checkpoint_path', 'save_atomic', 'load_checkpoint', 'config_parser',
+           'config_overrides', 'one_line_errors']
 
 # %% ../nbs/06_config.ipynb #c704b3d6
 import os, sys, json, pickle, tempfile, typing, argparse
@@ -17,10 +18,10 @@ import torch
 from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import AMP_MODES, SWITCHES
-from .noise import NOISES, get_noise
+from .noise import NOISES, get_noise, noise_params
 from .schedule import SAMPLERS, DDPMSchedule, linear_betas
 from .unet import UNET_PRESETS, ResUNet, unet_preset
-from .data import load_category, make_builtin_dataset
+from .data import AnomalyDataset, load_category, make_builtin_dataset
 
 # %% ../nbs/06_config.ipynb #c275c19d
 ROLES = ('data', 'model', 'training', 'length', 'detection', 'runtime')
@@ -37,6 +38,8 @@ class Config:
     "Everything an experiment needs; defaults are the paper's, and None means the preset's value."
     data_root:str|None = _f('data') # MVTec-layout root; None = the built-in dataset
     category:str = _f('data', 'brick') # category folder under `data_root`
+    holdout:float = _f('data', 0.0) # fraction of train/good held out of training to calibrate the thresholds; 0 = train on all (the paper)
+    pixel_labels:bool = _f('data', True) # the test set has defect masks; False: defective test images need none, pixel metrics are absent
     size:int = _f('model', 224) # crop size fed to the network (px)
     resize:int = _f('model', 256) # images are resized to this, then centre-cropped to `size`
     in_channels:int = _f('model', 3) # image channels (grayscale images are made RGB)
@@ -68,6 +71,8 @@ class Config:
     filter_size:int|None = _f('detection') # mean-filter size of the anomaly map; None = 11 (5 for gmm)
     weights:str = _f('detection', 'ema') # the weights a detector uses: 'ema' (the moving average) or 'raw' (the last step's)
     n_recon:int = _f('detection', 1) # reconstructions per image, each with its own noise; their maps are averaged
+    frr:float = _f('detection', 0.01) # accepted false-reject rate on good parts: the image threshold's quantile of good scores
+    pixel_frr:float = _f('detection', 0.001) # accepted share of good pixels marked defective: the pixel threshold's quantile
     eval_batch_size:int = _f('runtime', 16) # test images reconstructed at once (scores do not depend on it)
     device:str = _f('runtime', 'auto') # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
     amp:str = _f('runtime', 'auto') # autocast dtype: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'none'
@@ -125,6 +130,9 @@ def validate(self:Config):
     if self.sampler not in SAMPLERS: bad('sampler', f"must be one of {SAMPLERS}")
     if not self.eta >= 0: bad('eta', 'must be >= 0')
     if self.weights not in WEIGHTS: bad('weights', f"must be one of {WEIGHTS}")
+    if not 0 <= self.holdout < 1: bad('holdout', 'must be in [0, 1)')
+    for n in ('frr', 'pixel_frr'):
+        if not 0 <= getattr(self, n) < 1: bad(n, 'must be in [0, 1)')
     if not 0 <= self.ema_decay < 1: bad('ema_decay', 'must be in [0, 1)')
     if self.amp not in AMP_MODES: bad('amp', f"must be one of {AMP_MODES}")
     for n in ('channels_last', 'compile'):
@@ -143,8 +151,8 @@ AFTER_TRAINING = fields_with('data', 'detection', 'runtime')    # may be set whe
 # %% ../nbs/06_config.ipynb #e8583e85
 PRESETS = {
     'paper': dict(weights='raw'),   # the paper evaluates the trained weights: it mentions no moving average
-    'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32),
-    'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8),
+    'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2),
+    'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8, holdout=0.25),
 }
 
 def get_config(preset:str='paper', # one of PRESETS
@@ -178,11 +186,35 @@ def make_model(cfg:Config) -> ResUNet:
     "The configured ResUNet (float32, on the CPU)."
     return ResUNet(**model_kwargs(cfg))
 
-def load_data(cfg:Config):
+def split_holdout(ds:AnomalyDataset, # the good training images
+                  frac:float, # fraction held out; 0: none
+                  seed:int=0, # seed of the choice
+                 ) -> tuple: # (kept for training, held out or None)
+    "Split the training images into the part a model trains on and a held-out part (for thresholds), the same for a seed."
+    if not frac: return ds, None
+    n = len(ds); k = max(1, round(frac * n))
+    if n - k < 1: raise ValueError(f"holdout={frac} leaves no training image of the {n}")
+    held = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()[:k])
+    part = lambda keep: AnomalyDataset([s for i, s in enumerate(ds.samples) if (i in held) != keep], size=ds.size, resize=ds.resize,
+                                       cache=ds.cache, interpolation=ds.interpolation, pixel_labels=ds.pixel_labels)
+    return part(True), part(False)
+
+def _root(cfg:Config) -> Path:
+    return Path(cfg.data_root) if cfg.data_root is not None else make_builtin_dataset(category=cfg.category)
+
+def load_data(cfg:Config,
+              splits:tuple=('train', 'test'), # the splits to load; training needs only ('train',) (no masks)
+              verbose:bool=True, # print the counts per split
+             ) -> tuple: # (train without the held-out part, test); None for a split not loaded
     "(train, test) datasets of the configured category; the built-in dataset when `data_root` is None."
-    root = cfg.data_root
-    if root is None: root = make_builtin_dataset(category=cfg.category)
-    return load_category(root, cfg.category, size=cfg.size, resize=cfg.resize)
+    train_ds, test_ds = load_category(_root(cfg), cfg.category, size=cfg.size, resize=cfg.resize, splits=splits,
+                                      pixel_labels=cfg.pixel_labels, verbose=verbose)
+    return (split_holdout(train_ds, cfg.holdout, cfg.seed)[0] if train_ds is not None else None), test_ds
+
+def load_holdout(cfg:Config):
+    "The held-out good training images of `cfg` (`holdout`), which its model never trained on; None when nothing is held out."
+    train_ds, _ = load_category(_root(cfg), cfg.category, size=cfg.size, resize=cfg.resize, splits=('train',), verbose=False)
+    return split_holdout(train_ds, cfg.holdout, cfg.seed)[1]
 
 # %% ../nbs/06_config.ipynb #23d37a63
 def checkpoint_path(run:str|Path) -> Path:
@@ -219,11 +251,29 @@ def load_checkpoint(path:str|Path, # checkpoint file
 
 # %% ../nbs/06_config.ipynb #bc6ca21b
 def _flag_type(anno):
-    "The argparse type of a Config field's annotation: int, float or str (the first that the annotation allows)."
+    "The argparse converter of a Config field's annotation: bool, int, float or str; 'none' (or 'all') gives None where None is allowed."
     opts = typing.get_args(anno) or (anno,)
-    for t in (int, float, str):
-        if t in opts: return t
-    return str
+    base = next((t for t in (bool, int, float, str) if t in opts), str)
+    def convert(v:str):
+        if type(None) in opts and v.lower() in ('none', 'all'): return None
+        if base is bool:
+            if v.lower() in ('true', 'yes', '1', 'on'): return True
+            if v.lower() in ('false', 'no', '0', 'off'): return False
+            raise argparse.ArgumentTypeError(f"{v!r} is not true or false")
+        try: return base(v)
+        except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not {'an integer' if base is int else 'a number'}" + (" (or 'all')" if type(None) in opts else '')) from None
+    convert.__name__ = base.__name__
+    return convert
+
+def _preset_values(name:str) -> str:
+    "A field's value in each preset, e.g. '[paper 224, cpu 64, tiny 16]', or '[all presets: 0.0]'."
+    vals = {p: getattr(get_config(p), name) for p in PRESETS}
+    if len(set(map(repr, vals.values()))) == 1: return f"[all presets: {next(iter(vals.values()))}]"
+    return '[' + ', '.join(f"{p} {v}" for p, v in vals.items()) + ']'
+
+def _noise_help() -> str:
+    "The registered noises with their parameters and defaults."
+    return '; registered: ' + ', '.join(f"{n}({', '.join(f'{k}={v}' for k, v in noise_params(get_noise(n)).items())})" for n in sorted(NOISES))
 
 def _json_dict(s:str) -> dict:
     "A flag's JSON object."
@@ -244,20 +294,24 @@ def config_parser(spec, # a function whose documented parameters are the command
     "An argparse parser with `spec`'s documented parameters plus one flag per named `Config` field."
     from fastcore.script import anno_parser
     p = anno_parser(spec, prog)
+    def error(msg):                                     # one line, no usage block
+        print(f"{prog}: error: {msg} (see {prog} --help)", file=sys.stderr); sys.exit(2)
+    p.error = error
     own = {a.dest for a in p._actions}
     names = names if names is not None else tuple(f.name for f in fields(Config) if f.name != 'preset')
     docs = docments(Config, full=True)
     for name in names:
         if name in own: continue
-        d = docs[name]
-        if name == 'noise_kwargs': p.add_argument(f'--{name}', type=_json_dict, default=None, help=f"{d.docment} (JSON)")
-        elif name in ('channel_mults', 'attention_resolutions'): p.add_argument(f'--{name}', type=_int_tuple, default=None, help=f"{d.docment} (comma-separated)")
-        else: p.add_argument(f'--{name}', type=_flag_type(d.anno), default=None, help=d.docment)
+        d, vals = docs[name], _preset_values(name).replace('%', '%%')
+        kw = dict(default=argparse.SUPPRESS, metavar=name.upper())          # a flag not given is not in the namespace
+        if name == 'noise_kwargs': p.add_argument(f'--{name}', type=_json_dict, help=f"{d.docment} (JSON) {vals}", **kw)
+        elif name in ('channel_mults', 'attention_resolutions'): p.add_argument(f'--{name}', type=_int_tuple, help=f"{d.docment} (comma-separated) {vals}", **kw)
+        else: p.add_argument(f'--{name}', type=_flag_type(d.anno), help=f"{d.docment} {vals}" + (_noise_help() if name == 'noise' else ''), **kw)
     return p
 
 def config_overrides(args) -> dict:
-    "The `Config` fields given on the command line (flags left out are None)."
-    return {f.name: getattr(args, f.name) for f in fields(Config) if f.name != 'preset' and getattr(args, f.name, None) is not None}
+    "The `Config` fields given on the command line (`--steps all` gives None: all steps)."
+    return {f.name: getattr(args, f.name) for f in fields(Config) if f.name != 'preset' and hasattr(args, f.name)}
 
 @contextmanager
 def one_line_errors(prog:str):

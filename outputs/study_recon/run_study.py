@@ -5,7 +5,8 @@ Fixed before any of it ran:
 - data: the three PIPED categories of the first study (PA_BDP01_TL, PA_BFT01_TL, PA_BRG01_RL), anomalib's
   hazelnut toy set and the MVTec AD grid subset, from ../shared/data (MVTec layout);
 - noises: gaussian and simplex (diffad's defaults); the `cpu` preset at its full training length (600 steps of
-  batch 16), seed 0; one model per data set and noise, its raw and its EMA weights both evaluated;
+  batch 16) on all of train/good (holdout 0, as the paper), seed 0; one model per data set and noise, its raw and
+  its EMA weights both evaluated;
 - walks, from t0 = 200: DDPM 200 (the paper), DDPM 20 (strided), DDIM 10, and DDIM 10 with 2 and 4
   reconstructions per image (n_recon), maps averaged before the filter (11);
 - reported per row: I-AUROC, P-AUROC, AP, AUPRO, network evaluations per image and seconds.
@@ -40,7 +41,7 @@ def run(data_root:Path):
         for noise in NOISES:
             todo = [(w, s, n, r) for w in WEIGHTS for s, n, r in WALKS if (ds, cat, noise, w, s, n or 200, r) not in finished]
             if not todo: continue
-            cfg = get_config('cpu', noise=noise, data_root=str(data_root / ds), category=cat, seed=0)
+            cfg = get_config('cpu', noise=noise, data_root=str(data_root / ds), category=cat, seed=0, holdout=0.0)  # all of train/good, as the paper
             run_dir = HERE / f'{ds}_{noise}' / cat
             train_ds, test_ds = load_data(cfg)
             t = time.perf_counter(); train(cfg, run_dir, resume=True, data=train_ds, progress=False)
