@@ -41,9 +41,10 @@ report: $(STAMP)
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash .ci/test
 
-# the docs site in _docs/, built offline (no Quarto); DOCS_ARGS="--only nbs/01_noise.ipynb" builds index + that notebook
+# the docs site in _docs/ (no Quarto, no network when read): the notebooks run into _exec/ (only those out of date),
+# nbdev's doc processors into _proc/, Sphinx + myst-nb (docs/conf.py) into _docs/
 docs: $(STAMP)
-	$(BIN)/python tools/build_docs.py $(DOCS_ARGS)
+	PATH=$(abspath $(BIN)):$$PATH bash tools/docs.sh
 
 clean:
-	rm -rf $(VENV) _docs _proc *.egg-info
+	rm -rf $(VENV) _docs _proc _exec _sphinx docs/node_modules *.egg-info

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The docs site: build it offline from the executed notebooks (tools/build_docs.py, no Quarto needed), then
-# open the home page and a component page in headless Chromium and check that local links resolve, figures
-# load and the maths is typeset. Saves a screenshot of the noise page to outputs/docs/noise_page.png.
+# The docs site: build it with tools/docs.sh (Sphinx + myst-nb over nbdev's processed notebooks; the notebooks
+# executed by .ci/test's test step are reused, not run again), then check every page in headless Chromium:
+# local links resolve, images load, all maths is typeset, every exported symbol has its API block.
+# Saves screenshots of the home page and the schedule page to outputs/docs/.
 # Called by .ci/test with .venv/bin first on PATH and cwd = repo root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 echo "-- build the site into _docs/"
-python tools/build_docs.py --strict
+bash tools/docs.sh
 
 browser=""
 find_browser() {
@@ -29,19 +30,6 @@ if [ -z "$browser" ]; then
   exit 0
 fi
 
-# the component page: nbs/01_noise.ipynb -> noise.html (the first numbered notebook stands in while it is missing)
-page=$(python - <<'PY'
-import sys
-from pathlib import Path
-from nbdev.doclinks import _nbpath2html
-nbs = Path('nbs'); nb = nbs / '01_noise.ipynb'
-if not nb.exists():
-    nb = sorted(nbs.glob('[0-9]*.ipynb'))[0]
-    print(f'note: {nb} stands in for nbs/01_noise.ipynb', file=sys.stderr)
-print(_nbpath2html(nb.relative_to(nbs)).as_posix())
-PY
-)
-
-echo "-- check index.html and $page in $("$browser" --version 2>/dev/null | head -1)"
-python tools/check_docs.py --browser "$browser" --page index.html --page "$page" --min-images "$page=1" \
-  --screenshot "$page" outputs/docs/noise_page.png
+echo "-- check every page in $("$browser" --version 2>/dev/null | head -1)"
+python tools/check_docs.py --browser "$browser" \
+  --screenshot index.html outputs/docs/home_page.png --screenshot schedule.html outputs/docs/schedule_page.png
