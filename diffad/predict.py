@@ -155,18 +155,21 @@ def _outline(mask:np.ndarray) -> np.ndarray:
 
 def overlay(image, # the image file or PIL image the prediction is for
             pred:Prediction, # its prediction
+            min_width:int=320, # narrower images are enlarged by a whole factor (nearest neighbour) so that a person can read them
            ) -> Image.Image:
-    "The image with its map as a heat map where it is high, its predicted mask outlined in red, and its score and decision."
+    "The image with its map as a heat map where it nears the threshold, its predicted mask outlined in red, and its score and decision."
     from PIL import ImageDraw
     im = np.asarray(image.convert('RGB') if isinstance(image, Image.Image) else read_rgb(image)).astype(np.float32)
-    v = pred.anomaly_map / (2 * pred.threshold) if pred.threshold > 0 else pred.anomaly_map
-    alpha = 0.6 * np.clip(2 * v - 0.5, 0, 1)[..., None]                       # transparent below half the threshold
-    out = im * (1 - alpha) + _jet(v).astype(np.float32) * alpha
+    t = pred.threshold if pred.threshold > 0 else float(pred.anomaly_map.max()) or 1.0
+    alpha = 0.6 * np.clip((pred.anomaly_map / t - 0.8) / 0.4, 0, 1)[..., None]   # clear below 80% of the threshold, strongest above 120%
+    out = im * (1 - alpha) + _jet(pred.anomaly_map / (2 * t)).astype(np.float32) * alpha
     out[_outline(pred.pred_mask)] = (255, 0, 0)
-    band = max(12, im.shape[0] // 12)
-    canvas = Image.new('RGB', (im.shape[1], im.shape[0] + band), (0, 0, 0)); canvas.paste(Image.fromarray(out.astype(np.uint8)), (0, band))
-    text = f"{'DEFECT' if pred.pred_label else 'good'}  {pred.pred_score:.4g} {'>' if pred.pred_label else '<='} {pred.threshold:.4g}"
-    ImageDraw.Draw(canvas).text((2, 1), text, fill=(255, 80, 80) if pred.pred_label else (120, 255, 120))
+    k = -(-min_width // im.shape[1])
+    pic = Image.fromarray(out.astype(np.uint8)).resize((im.shape[1] * k, im.shape[0] * k), Image.NEAREST)
+    band = 16
+    canvas = Image.new('RGB', (pic.width, pic.height + band), (0, 0, 0)); canvas.paste(pic, (0, band))
+    text = f"{'DEFECT' if pred.pred_label else 'good'}   score {pred.pred_score:.4g}, threshold {pred.threshold:.4g}"
+    ImageDraw.Draw(canvas).text((3, 2), text, fill=(255, 90, 90) if pred.pred_label else (120, 255, 120))
     return canvas
 
 def write_predictions(preds:list, # Predictions from `Detector.predict`
