@@ -9,7 +9,7 @@ __all__ = ['ROLES', 'WEIGHTS', 'RESUMABLE', 'AFTER_TRAINING', 'PRESETS', 'Config
            'config_overrides', 'one_line_errors']
 
 # %% ../nbs/06_config.ipynb #c704b3d6
-import os, sys, json, pickle, tempfile, typing, argparse
+import os, sys, json, pickle, tempfile, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -209,7 +209,10 @@ def load_data(cfg:Config,
     "(train, test) datasets of the configured category; the built-in dataset when `data_root` is None."
     train_ds, test_ds = load_category(_root(cfg), cfg.category, size=cfg.size, resize=cfg.resize, splits=splits,
                                       pixel_labels=cfg.pixel_labels, verbose=verbose)
-    return (split_holdout(train_ds, cfg.holdout, cfg.seed)[0] if train_ds is not None else None), test_ds
+    if train_ds is None: return None, test_ds
+    kept, held = split_holdout(train_ds, cfg.holdout, cfg.seed)
+    if verbose and held is not None: print(f"{cfg.category}: {len(held)} of the {len(train_ds)} good training images held out of training (holdout={cfg.holdout:g}) for the thresholds")
+    return kept, test_ds
 
 def load_holdout(cfg:Config):
     "The held-out good training images of `cfg` (`holdout`), which its model never trained on; None when nothing is held out."
@@ -315,7 +318,8 @@ def config_overrides(args) -> dict:
 
 @contextmanager
 def one_line_errors(prog:str):
-    "Print a user error (bad value, missing file, a loss that blew up) as one line and exit 2, without a traceback."
+    "Print a user error (bad value, missing file, a loss that blew up) as one line and exit 2, without a traceback; warnings as one line each."
+    warnings.formatwarning = lambda message, category, *a, **k: f"{prog}: warning: {message}\n"
     try: yield
     except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr); sys.exit(2)

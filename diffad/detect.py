@@ -348,6 +348,7 @@ def evaluate(det:Detector, # the detector (its model's device is used)
     if out_dir is not None and (Path(out_dir) / 'metrics.json').exists() and not overwrite:
         raise ValueError(f"{out_dir} already holds an evaluation: pass overwrite=True (--overwrite) to replace it, or choose another folder")
     from tqdm.auto import tqdm
+    if getattr(data, 'cache', None) is not None: data.preload()   # decode and check every image and mask first (errors name the file)
     amaps, masks, labels, records, shown = [], [], [], [], []
     start = time.perf_counter()
     with tqdm(total=len(data), desc='evaluate', disable=not progress, dynamic_ncols=True) as bar:

@@ -182,12 +182,12 @@ def train(cfg:Config, # the experiment's configuration
     out_dir = Path(out_dir); ck_path = checkpoint_path(out_dir)
     seed_everything(cfg.seed)
     images = data if data is not None else load_data(cfg, ('train',))[0]
+    X = _images(images).to(device)                                  # decoded (and so checked) before anything is written
     fp = data_fingerprint(images)
     ck = open_run(cfg, out_dir, resume, overwrite, fp, rank)       # every check before anything is written
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / 'config.json').write_text(cfg.to_json())
-    X = _images(images).to(device)
     if len(X) < cfg.batch_size: raise ValueError(f"Config.batch_size={cfg.batch_size} is larger than the {len(X)} training images")
     b = cfg.batch_size // world
     sampler = torch.utils.data.distributed.DistributedSampler(range(len(X)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
