@@ -6,7 +6,7 @@
 __all__ = ['diffad_train', 'diffad_eval', 'diffad_calibrate', 'diffad_predict']
 
 # %% ../nbs/12_cli.ipynb #d1bba23a
-import sys, json, shlex
+import sys, json, shlex, signal, threading
 from pathlib import Path
 from fastcore.script import Param
 from .config import AFTER_TRAINING, get_config, load_data, load_holdout, checkpoint_path, config_parser, config_overrides, one_line_errors
@@ -42,6 +42,8 @@ def _train_args(preset:str='cpu', # configuration preset: paper, cpu or tiny; th
 def diffad_train(argv=None):
     "Entry point of the `diffad_train` command."
     argv = sys.argv[1:] if argv is None else list(argv)
+    if threading.current_thread() is threading.main_thread():   # Ctrl-C stops training even when a shell started us with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     args = config_parser(_train_args, 'diffad_train').parse_args(argv)
     with one_line_errors('diffad_train'):
         cfg = get_config(args.preset, **config_overrides(args)); _check_data(cfg)
