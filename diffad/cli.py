@@ -26,6 +26,13 @@ def _check_data(cfg):
     "A data root that is not a folder is an error naming it."
     if cfg.data_root is not None and not Path(cfg.data_root).is_dir(): raise FileNotFoundError(f"data root not found: {cfg.data_root}")
 
+def _open(args, need_dir:bool=False) -> tuple:
+    "(run folder, Detector, Config) of a command's `--run` and detection flags; a missing run is an error naming it."
+    run, over = Path(args.run), config_overrides(args)
+    if not (run.is_dir() if need_dir else run.exists()): raise FileNotFoundError(f"no run folder{'' if need_dir else ' or checkpoint'} at {run}")
+    det, cfg = load_run(run, _device(over), **over)
+    return (run if run.is_dir() else run.parent.parent), det, cfg
+
 def _resume_command(argv:list) -> str:
     "The command line that resumes the training `argv` started."
     args = [a for a in argv if a != '--overwrite']
@@ -67,10 +74,8 @@ def diffad_eval(argv=None):
     "Entry point of the `diffad_eval` command."
     args = config_parser(_eval_args, 'diffad_eval', _AFTER).parse_args(argv)
     with one_line_errors('diffad_eval'):
-        run, over = Path(args.run), config_overrides(args)
-        if not run.exists(): raise FileNotFoundError(f"no run folder or checkpoint at {run}")
-        det, cfg = load_run(run, _device(over), **over); _check_data(cfg)
-        out = Path(args.out) if args.out else (run if run.is_dir() else run.parent.parent) / 'eval' / eval_name(det)
+        run, det, cfg = _open(args); _check_data(cfg)
+        out = Path(args.out) if args.out else run / 'eval' / eval_name(det)
         ev = evaluate(det, load_data(cfg, ('test',))[1], out, overwrite=args.overwrite)
         print(json.dumps(dict(ev.metrics, absent=ev.absent), indent=1)); print(f"results: {out}")
 
@@ -112,9 +117,7 @@ def diffad_predict(argv=None):
     "Entry point of the `diffad_predict` command."
     args = config_parser(_predict_args, 'diffad_predict', _AFTER).parse_args(argv)
     with one_line_errors('diffad_predict'):
-        run, over = Path(args.run), config_overrides(args)
-        if not run.is_dir(): raise FileNotFoundError(f"no run folder at {run}")
-        det, cfg = load_run(run, _device(over), **over)
+        run, det, cfg = _open(args, need_dir=True)
         if not det.thresholds: raise ValueError(f"{run} has no thresholds for {eval_name(det)}: run diffad_calibrate --run {run} with the same detection flags")
         files = find_images(args.paths)
         out = Path(args.out) if args.out else run / 'predict' / eval_name(det)
