@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import AMP_MODES, SWITCHES
 from .noise import NOISES, get_noise, noise_params
-from .schedule import SAMPLERS, DDPMSchedule, linear_betas
+from .schedule import SAMPLERS, REVERSE_Z, DDPMSchedule, linear_betas
 from .unet import UNET_PRESETS, ResUNet, unet_preset
 from .data import AnomalyDataset, load_category, make_builtin_dataset
 
@@ -68,6 +68,7 @@ class Config:
     steps:int|None = _f('detection') # network evaluations of the reverse walk, 1..t0; None = all t0
     sampler:str = _f('detection', 'ddpm') # reverse walk: one of diffad.schedule.SAMPLERS
     eta:float = _f('detection', 0.0) # DDIM eta (0 = deterministic)
+    reverse_z:str = _f('detection', 'train') # z of each reverse step: 'train' (the training noise, as AnoDDPM) or 'gaussian' (N(0, I), eq. 5 as printed)
     filter_size:int|None = _f('detection') # mean-filter size of the anomaly map; None = 11 (5 for gmm)
     weights:str = _f('detection', 'ema') # the weights a detector uses: 'ema' (the moving average) or 'raw' (the last step's)
     n_recon:int = _f('detection', 1) # reconstructions per image, each with its own noise; their maps are averaged
@@ -128,6 +129,7 @@ def validate(self:Config):
     if not self.t0 <= self.T: bad('t0', f'must be in [1, T={self.T}]')
     if self.steps is not None and not self.steps <= self.t0: bad('steps', f'must be None (all) or in [1, t0={self.t0}]')
     if self.sampler not in SAMPLERS: bad('sampler', f"must be one of {SAMPLERS}")
+    if self.reverse_z not in REVERSE_Z: bad('reverse_z', f"must be one of {REVERSE_Z}")
     if not self.eta >= 0: bad('eta', 'must be >= 0')
     if self.weights not in WEIGHTS: bad('weights', f"must be one of {WEIGHTS}")
     if not 0 <= self.holdout < 1: bad('holdout', 'must be in [0, 1)')

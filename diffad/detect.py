@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 from .core import default_device, from_pm1, switch_on, prepare_model, autocast
-from .noise import Noise, get_noise, noise_params, PerImageNoise
-from .schedule import DDPMSchedule
+from .noise import Noise, GaussianNoise, get_noise, noise_params, PerImageNoise
+from .schedule import REVERSE_Z, DDPMSchedule
 from .unet import ResUNet
 from .metrics import image_auroc, pixel_auroc, pixel_ap, f1_max, aupro, evaluate_maps
 from .config import (Config, AFTER_TRAINING, mean_filter_size, make_noise, make_schedule, make_model, checkpoint_path, save_atomic,
@@ -48,10 +48,14 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
                 eta:float=0.0, # DDIM noise scale
                 seed:int=0, # seed of the per-image generators
                 draw:int=0, # which of several reconstructions of each image (another draw of all its noise)
+                reverse_z:str='train', # z of each reverse step: 'train' (from `noise`) or 'gaussian' (N(0, I), eq. 5 as printed)
                ) -> Tensor: # (B,C,H,W) reconstruction
     "Diffuse each image to depth `t0` with its own draw of `noise`, then walk it back to a reconstruction."
-    z = PerImageNoise(noise, image_generators(x, seed, draw))
-    xt = schedule.q_jump(x, t0, z(x.shape, device=x.device))
+    if reverse_z not in REVERSE_Z: raise ValueError(f"reverse_z must be one of {REVERSE_Z}, got {reverse_z!r}")
+    gens = image_generators(x, seed, draw)
+    eps = PerImageNoise(noise, gens)
+    xt = schedule.q_jump(x, t0, eps(x.shape, device=x.device))
+    z = eps if reverse_z == 'train' else PerImageNoise(GaussianNoise(), gens)   # the same generators, drawn on after eps
     return schedule.p_loop(model, xt, t0, z, steps, sampler, eta)
 
 # %% ../nbs/08_detect.ipynb #1ae8f213
@@ -93,6 +97,7 @@ class Detector:
     steps:int|None = None # network evaluations of the reverse walk, 1..t0; None: all t0
     sampler:str = 'ddpm' # 'ddpm' (all or strided steps) or 'ddim'
     eta:float = 0.0 # DDIM noise scale
+    reverse_z:str = 'train' # z of each reverse step: 'train' (the training noise) or 'gaussian' (N(0, I), eq. 5 as printed)
     filter_size:int = 11 # mean-filter size of the anomaly map
     n_recon:int = 1 # reconstructions per image, each with its own noise; their raw maps are averaged
     weights:str = 'raw' # which weights `model` holds ('ema' or 'raw'), as recorded in the settings
@@ -111,6 +116,7 @@ class Detector:
         if isinstance(self.noise, str): raise ValueError(f"noise must be a Noise object, got the name {self.noise!r}: build it with diffad.noise.get_noise")
         self.noise = get_noise(self.noise)
         self.schedule._check_walk(self.t0, self.steps, self.sampler, self.eta)
+        if self.reverse_z not in REVERSE_Z: raise ValueError(f"reverse_z must be one of {REVERSE_Z}, got {self.reverse_z!r}")
         if isinstance(self.filter_size, bool) or int(self.filter_size) != self.filter_size or self.filter_size < 1:
             raise ValueError(f"filter_size must be a positive integer, got {self.filter_size!r}")
         if int(self.batch_size) < 1: raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
@@ -148,7 +154,7 @@ def maps(self:Detector,
     eps, recs, maps = self._eps_fn(), [], []
     for xb in x.to(self.device).split(int(self.batch_size)):  # reconstruct is under torch.no_grad
         if switch_on(self.channels_last, xb.device): xb = xb.contiguous(memory_format=torch.channels_last)
-        rs = [reconstruct(eps, self.schedule, self.noise, xb, self.t0, self.steps, self.sampler, self.eta, self.seed, k) for k in range(self.n_recon)]
+        rs = [reconstruct(eps, self.schedule, self.noise, xb, self.t0, self.steps, self.sampler, self.eta, self.seed, k, self.reverse_z) for k in range(self.n_recon)]
         recs.append(rs[0]); maps.append(torch.stack([anomaly_map(xb, r) for r in rs]).mean(0))
     return torch.cat(recs), torch.cat(maps)
 
@@ -163,7 +169,8 @@ def score(self:Detector,
 def eval_name(det:Detector) -> str:
     "A folder name for an evaluation under the detector's settings, e.g. 'ddim-10-t0_200-f11-ema'."
     name = f"{det.sampler}-{det.steps or det.t0}-t0_{det.t0}-f{det.filter_size}-{det.weights}"
-    for flag, on in ((f"x{det.n_recon}", det.n_recon > 1), (f"eta{det.eta:g}", det.sampler == 'ddim' and det.eta > 0), (f"seed{det.seed}", det.seed != 0)):
+    for flag, on in ((f"x{det.n_recon}", det.n_recon > 1), (f"eta{det.eta:g}", det.sampler == 'ddim' and det.eta > 0),
+                     ('zgauss', det.reverse_z == 'gaussian' and (det.sampler == 'ddpm' or det.eta > 0)), (f"seed{det.seed}", det.seed != 0)):
         if on: name += '-' + flag
     return name
 
@@ -199,7 +206,7 @@ def from_config(cls:Detector, model:torch.nn.Module, # the trained network
                  cfg:Config, # its configuration (detection and runtime fields included)
                 ) -> Detector:
     "The detector of a trained model (holding the weights `cfg.weights` names) under a configuration."
-    return cls(model, make_schedule(cfg), make_noise(cfg), t0=cfg.t0, steps=cfg.steps, sampler=cfg.sampler, eta=cfg.eta,
+    return cls(model, make_schedule(cfg), make_noise(cfg), t0=cfg.t0, steps=cfg.steps, sampler=cfg.sampler, eta=cfg.eta, reverse_z=cfg.reverse_z,
                filter_size=mean_filter_size(cfg), n_recon=cfg.n_recon, weights=cfg.weights, size=cfg.size, resize=cfg.resize, in_channels=cfg.in_channels, seed=cfg.seed,
                batch_size=cfg.eval_batch_size, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
                compile_backend=cfg.compile_backend)
@@ -244,7 +251,7 @@ def save_thresholds(run:str|Path, # the run folder
     return p
 
 # %% ../nbs/08_detect.ipynb #1f8bd0ad
-_SETTINGS = ('t0', 'steps', 'sampler', 'eta', 'filter_size', 'n_recon', 'weights', 'size', 'resize', 'in_channels', 'seed', 'batch_size',
+_SETTINGS = ('t0', 'steps', 'sampler', 'eta', 'reverse_z', 'filter_size', 'n_recon', 'weights', 'size', 'resize', 'in_channels', 'seed', 'batch_size',
              'amp', 'channels_last', 'compile', 'compile_backend', 'thresholds')
 
 @patch
@@ -270,7 +277,7 @@ def load(cls:Detector, path:str|Path, # a file written by `Detector.save`
     model = ResUNet(**st['model']); model.load_state_dict(ck['model'])
     nz = st['noise']
     return cls(model.to(default_device(device)).eval(), DDPMSchedule(torch.tensor(st['betas'], dtype=torch.float64)),
-               get_noise(nz.pop('name'), **nz), **{k: st[k] for k in _SETTINGS})
+               get_noise(nz.pop('name'), **nz), **{k: st[k] for k in _SETTINGS if k in st})   # a file from before a setting existed gets its default
 
 # %% ../nbs/08_detect.ipynb #882f822d
 @dataclass

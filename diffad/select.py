@@ -77,7 +77,7 @@ def select_settings(cfg:Config, # the configuration to start from
                     noise_grid:list|None=None, # candidate noise_kwargs dicts; None: only cfg.noise_kwargs
                     t0_grid:tuple=(100, 200, 300), # candidate diffusion depths
                     filter_grid:tuple=(1, 5, 11, 17), # candidate mean-filter sizes
-                    detector_grid:list|None=None, # candidate detection settings, e.g. [{'weights': 'raw'}, {'n_recon': 4}]; None: cfg's
+                    detector_grid:list|None=None, # candidate detection settings: weights, n_recon, walks, e.g. [{'weights': 'raw'}, {'sampler': 'ddim', 'steps': 10}, {'reverse_z': 'gaussian'}]; None: cfg's
                     frac:float=0.25, # fraction of the good images held out
                     progress:bool=False, # progress bars
                    ) -> tuple: # (cfg with the chosen values, Selection)
@@ -100,6 +100,7 @@ def select_settings(cfg:Config, # the configuration to start from
     chosen = {k: table[best][k] for k in ('noise_kwargs', 'detector', 't0', 'filter_size')}
     sel = Selection(table, chosen, len(X), len(val))
     (out / 'selection.json').write_text(json.dumps(asdict(sel), indent=1))
+    det_set = dict(chosen['detector']); steps = det_set.pop('steps', cfg.steps)        # a walk's steps, capped at the chosen depth
     new = replace(cfg, noise_kwargs=chosen['noise_kwargs'], t0=chosen['t0'], filter_size=chosen['filter_size'],
-                  steps=None if cfg.steps is None else min(cfg.steps, chosen['t0']), **chosen['detector'])
+                  steps=None if steps is None else min(steps, chosen['t0']), **det_set)
     return new, sel
