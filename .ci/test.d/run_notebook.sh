@@ -15,6 +15,22 @@ for f in ('brick/figure1.png', 'brick/figure2.png', 'brick/ablation_filter.md', 
     assert (d / f).exists(), f
 print('run notebook: noise', r['noise'], 'preset', r['preset'], 'I-AUROC', round(m['i_auroc'], 3))
 PY
+# -p select true: the validation split chooses among walks too (powerlaw noise, a DDIM walk and the DDPM walk with N(0, I) steps)
+papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/sel.ipynb" -p preset tiny -p noise powerlaw -p out_dir "$out/sel" -p select true \
+  -p detector_grid '[{"sampler": "ddim", "steps": 3}, {"reverse_z": "gaussian"}]'
+python - "$out/sel" <<'PY'
+import json, sys, pathlib
+d = pathlib.Path(sys.argv[1]); r = json.loads((d / 'results.json').read_text())
+sel = json.loads((d / 'brick' / 'select' / 'selection.json').read_text())
+walks = {json.dumps(row['detector'], sort_keys=True) for row in sel['table']}
+assert walks == {'{"sampler": "ddim", "steps": 3}', '{"reverse_z": "gaussian"}'}, walks
+chosen = r['categories']['brick']['selected']['chosen']
+assert chosen == sel['chosen'], (chosen, sel['chosen'])
+det = json.loads(next((d / 'brick' / 'eval').glob('*/detector.json')).read_text())
+for k, v in chosen['detector'].items(): assert det[k] == min(v, det['t0']) if k == 'steps' else det[k] == v, (k, v, det[k])
+assert det['t0'] == chosen['t0'] and det['noise']['name'] == 'powerlaw', det
+print('run notebook, select: chose', chosen)
+PY
 if papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/bad.ipynb" -p preset tiny -p noise pink -p out_dir "$out/bad" >"$out/bad.log" 2>&1; then
   echo "FAIL: an unknown noise did not stop the run notebook"; exit 1
 fi
