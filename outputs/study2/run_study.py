@@ -9,10 +9,13 @@ PLAN on the first run, and a rerun refuses to continue if PLAN has changed):
 - noises: gaussian, simplex, gmm, powerlaw alpha 1 and alpha 2, blobs; every noise with diffad's defaults at the
   time it runs (gmm's come from outputs/gmm_study, chosen on the validation split); each row records its noise's
   parameters;
+- before it runs (`prerequisites`): gmm's defaults are the ones outputs/gmm_study chose, and the `cpu` preset's
+  weights (raw or EMA) the ones outputs/study_recon/select_defaults.py chose;
 - training: the `cpu` preset (64 px, its ResUNet, lr 2e-4, batch 16) for 600 steps, its full length, the same for
   every model: 24 models x 600 steps x 16 images at the ~21 images/s of an idle 2-core machine is about three
   hours of training; seed 0; on the 75% of train/good that `diffad.select.validation_split` (seed 0) leaves for
-  training. Weights and reconstructions per image: the `cpu` preset's defaults when it runs (set by the EMA study);
+  training. Weights (raw or EMA): the `cpu` preset's default when it runs (set by the EMA study); one
+  reconstruction per image in every walk (the paper's protocol; four would quadruple the DDPM walk's cost);
 - validation: the other 25% of train/good, half of it with synthetic defects (`validation_split`); never the test set;
 - walks, each on the validation split and on the test set: from t0 = 200 the paper's DDPM walk (200 steps) with
   z from the training noise and with z ~ N(0, I) (for Gaussian training noise the two are one draw, so it is run
@@ -36,9 +39,9 @@ PLAN = dict(
     data=[['piped', 'PA_BDP01_TL'], ['piped', 'PA_BFT01_TL'], ['piped', 'PA_BRG01_RL'], ['hazelnut_toy', 'hazelnut']],
     noises=[['gaussian', {}], ['simplex', {}], ['gmm', {}], ['powerlaw', {'alpha': 1.0}], ['powerlaw', {'alpha': 2.0}], ['blobs', {}]],
     preset='cpu', train_steps=600, seed=0, val_frac=0.25,
-    walks=[dict(sampler='ddpm', steps=None, reverse_z='train', t0=200), dict(sampler='ddpm', steps=None, reverse_z='gaussian', t0=200),
-           dict(sampler='ddim', steps=10, reverse_z='train', t0=200)]
-          + [dict(sampler='ddim', steps=10, reverse_z='train', t0=t0) for t0 in (50, 100, 300)],
+    walks=[dict(sampler='ddpm', steps=None, reverse_z='train', t0=200, n_recon=1), dict(sampler='ddpm', steps=None, reverse_z='gaussian', t0=200, n_recon=1),
+           dict(sampler='ddim', steps=10, reverse_z='train', t0=200, n_recon=1)]
+          + [dict(sampler='ddim', steps=10, reverse_z='train', t0=t0, n_recon=1) for t0 in (50, 100, 300)],
     filters=[1, 3, 5, 7, 11, 15, 21], splits=['val', 'test'],
     criterion='mean of validation I-AUROC and P-AUROC')
 METRICS = ('i_auroc', 'p_auroc', 'p_ap', 'aupro')
@@ -70,10 +73,26 @@ def trained(data_root:Path, ds:str, cat:str, noise:str, kw:dict, splits=('train'
     print(f"{cat} {noise_label(noise, kw)}: trained on {len(X)} images ({time.perf_counter() - t:.0f} s)", flush=True)
     return run_dir, X, val, test_ds
 
+def prerequisites() -> list:
+    "What must be settled before this study's models are evaluated: the gmm defaults and the cpu preset's detection defaults."
+    from diffad.config import PRESETS, Config
+    from diffad.noise import get_noise, noise_params
+    missing = []
+    gmm = HERE.parent / 'gmm_study' / 'defaults.json'
+    if not gmm.exists() or json.loads(gmm.read_text()) != noise_params(get_noise('gmm')):
+        missing.append(f"diffad's gmm defaults {noise_params(get_noise('gmm'))} are not the ones chosen in {gmm} (outputs/gmm_study)")
+    det = HERE.parent / 'study_recon' / 'select_defaults.json'
+    cpu = {k: PRESETS[PLAN['preset']].get(k, getattr(Config, k)) for k in ('weights',)}
+    if not det.exists() or {k: json.loads(det.read_text()).get(k) for k in cpu} != cpu:
+        missing.append(f"the {PLAN['preset']} preset's {cpu} are not the ones chosen in {det} (outputs/study_recon/select_defaults.py)")
+    return missing
+
 def run(data_root:Path):
     from diffad.detect import Detector, evaluate, metrics_from_maps
     from diffad.noise import noise_params
     check_plan()
+    missing = prerequisites()
+    if missing: raise SystemExit('study2 waits for: ' + '; '.join(missing))
     done = {key(json.loads(l)) for l in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
     for ds, cat in PLAN['data']:
         for noise, kw in PLAN['noises']:
