@@ -24,7 +24,7 @@ run: $(STAMP)
 
 # speed benchmarks on this machine (each writes outputs/benchmarks/<name>.json)
 bench: $(STAMP)
-	for b in noise metrics pipeline; do $(BIN)/papermill nbs/benchmarks/$$b.ipynb /tmp/diffad_bench_$$b.ipynb || exit 1; done
+	for b in noise metrics pipeline switches; do $(BIN)/papermill nbs/benchmarks/$$b.ipynb /tmp/diffad_bench_$$b.ipynb || exit 1; done
 
 # the paper-scale benchmark, on a GPU machine (outputs/benchmarks/gpu.json)
 bench-gpu: $(STAMP)

@@ -77,7 +77,7 @@ class Config:
     eval_batch_size:int = _f('runtime', 16) # test images reconstructed at once (scores do not depend on it)
     device:str = _f('runtime', 'auto') # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
     amp:str = _f('runtime', 'auto') # autocast dtype: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'none'
-    channels_last:str = _f('runtime', 'auto') # channels_last memory format: 'auto' (CUDA only), 'on', 'off'
+    channels_last:str = _f('runtime', 'auto') # channels_last memory format: 'auto' (on for CUDA and the CPU), 'on', 'off'
     compile:str = _f('runtime', 'auto') # torch.compile the model: 'auto' (CUDA only), 'on', 'off'
     compile_backend:str = _f('runtime', 'inductor') # torch.compile backend ('aot_eager' traces and runs without generating code)
     preset:str = _f('runtime', 'paper') # the preset these values came from (recorded, not applied)

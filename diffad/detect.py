@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .core import default_device, from_pm1, switch_on, prepare_model, autocast
+from .core import default_device, from_pm1, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
 from .noise import Noise, GaussianNoise, get_noise, noise_params, PerImageNoise
 from .schedule import REVERSE_Z, DDPMSchedule
 from .unet import ResUNet
@@ -153,7 +153,7 @@ def maps(self:Detector,
         raise ValueError(f"images must be (B, {self.in_channels}, {self.size}, {self.size}) as the network was trained, got {tuple(x.shape)}")
     eps, recs, maps = self._eps_fn(), [], []
     for xb in x.to(self.device).split(int(self.batch_size)):  # reconstruct is under torch.no_grad
-        if switch_on(self.channels_last, xb.device): xb = xb.contiguous(memory_format=torch.channels_last)
+        if switch_on(self.channels_last, xb.device, CHANNELS_LAST_AUTO): xb = xb.contiguous(memory_format=torch.channels_last)
         rs = [reconstruct(eps, self.schedule, self.noise, xb, self.t0, self.steps, self.sampler, self.eta, self.seed, k, self.reverse_z) for k in range(self.n_recon)]
         recs.append(rs[0]); maps.append(torch.stack([anomaly_map(xb, r) for r in rs]).mean(0))
     return torch.cat(recs), torch.cat(maps)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from .core import seed_everything, default_device, amp_dtype, switch_on, prepare_model, autocast
+from .core import seed_everything, default_device, amp_dtype, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
 from .schedule import DDPMSchedule
 from .config import (Config, RESUMABLE, make_noise, make_schedule, make_model, load_data, checkpoint_path, save_atomic,
                            load_checkpoint)
@@ -228,7 +228,7 @@ def train(cfg:Config, # the experiment's configuration
             for k in range(steps_per_epoch):
                 if step >= total: break
                 x0 = X[idx[k * b:(k + 1) * b].to(X.device)]
-                if switch_on(cfg.channels_last, device): x0 = x0.contiguous(memory_format=torch.channels_last)
+                if switch_on(cfg.channels_last, device, CHANNELS_LAST_AUTO): x0 = x0.contiguous(memory_format=torch.channels_last)
                 with autocast(cfg.amp, device):
                     loss = diffusion_loss(net, schedule, noise, x0, step_generator(cfg.seed, step), rows, cfg.batch_size)
                 if not torch.isfinite(loss):
