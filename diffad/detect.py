@@ -23,7 +23,7 @@ from .schedule import REVERSE_Z, DDPMSchedule
 from .unet import ResUNet
 from .metrics import image_auroc, pixel_auroc, pixel_ap, f1_max, aupro, evaluate_maps
 from .config import (Config, AFTER_TRAINING, mean_filter_size, make_noise, make_schedule, make_model, checkpoint_path, save_atomic,
-                           load_checkpoint)
+                           load_checkpoint, saved_config)
 
 # %% ../nbs/08_detect.ipynb #44465668
 def image_generators(x:Tensor, # (B,C,H,W) images
@@ -184,7 +184,7 @@ def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder
     if path.is_dir(): path = checkpoint_path(path)
     ck = load_checkpoint(path)
     if not isinstance(ck, dict) or 'config' not in ck or 'model' not in ck: raise ValueError(f"{path} is not a diffad training checkpoint (no model or configuration)")
-    cfg = Config.from_dict(ck['config'])
+    cfg = saved_config(ck['config'])
     cfg = Config.from_dict({**asdict(cfg), 'weights': weights or cfg.weights})
     if cfg.weights == 'ema' and 'ema' not in ck:
         warnings.warn(f"{path} holds no EMA weights (written before diffad kept them): using its raw weights")

@@ -390,13 +390,15 @@ def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
                sigma:Tensor, # (n,K,2) widths (x, y) as fractions of the image
                w:Tensor, # (n,K) weights
                H:int, W:int, # grid size in pixels
+               periodic:bool=False, # wrap every Gaussian around the image (a torus): its copies shifted by -2..2 image sizes are added
               ) -> Tensor:
     "(n,H,W) sums of K weighted axis-aligned Gaussians on the pixel grid (not standardised)."
     dev, dt = mu.device, mu.dtype
     u = (torch.arange(W, device=dev, dtype=dt) + 0.5) / W
     v = (torch.arange(H, device=dev, dtype=dt) + 0.5) / H
-    ex = torch.exp(-0.5 * ((u - mu[..., :1]) / sigma[..., :1]) ** 2)                # (n,K,W)
-    ey = torch.exp(-0.5 * ((v - mu[..., 1:]) / sigma[..., 1:]) ** 2) * w[..., None]  # (n,K,H)
+    shifts = torch.arange(-2, 3, device=dev, dtype=dt)[:, None, None, None] if periodic else torch.zeros(1, 1, 1, 1, device=dev, dtype=dt)
+    ex = torch.exp(-0.5 * ((u - mu[..., :1] - shifts) / sigma[..., :1]) ** 2).sum(0)                # (n,K,W)
+    ey = torch.exp(-0.5 * ((v - mu[..., 1:] - shifts) / sigma[..., 1:]) ** 2).sum(0) * w[..., None]  # (n,K,H)
     return torch.bmm(ey.transpose(1, 2), ex)
 
 @register_noise('gmm')
@@ -406,19 +408,21 @@ class GMMNoise(NoiseBase):
                  K:int=32, # number of Gaussians per image and channel
                  sigma_min:float=0.05, # smallest width, as a fraction of the image size
                  sigma_max:float=0.15, # largest width, as a fraction of the image size
+                 periodic:bool=True, # Gaussians wrap around the image, so every pixel has mean 0 (False: the plain sum, biased at the border)
                 ):
         if isinstance(K, bool) or not isinstance(K, int) or K < 1: raise ValueError(f"K must be an integer >= 1, got {K!r}")
         for k, v in (('sigma_min', sigma_min), ('sigma_max', sigma_max)):
             if not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v): raise ValueError(f"{k} must be a positive fraction of the image size, got {v!r}")
         if sigma_min > sigma_max: raise ValueError(f"sigma_min ({sigma_min}) must not exceed sigma_max ({sigma_max})")
-        self.K, self.sigma_min, self.sigma_max = K, float(sigma_min), float(sigma_max)
+        if not isinstance(periodic, bool): raise ValueError(f"periodic must be True or False, got {periodic!r}")
+        self.K, self.sigma_min, self.sigma_max, self.periodic = K, float(sigma_min), float(sigma_max), periodic
 
     def sample(self, shape, generator, gdev, device):
         B, C, H, W = shape
         r = _draw(torch.rand, 5, B * C, self.K, generator=generator, gdev=gdev, device=device)
         mu, w = r[:2].permute(1, 2, 0), r[4]
         sigma = (self.sigma_min + (self.sigma_max - self.sigma_min) * r[2:4]).permute(1, 2, 0)
-        return standardise(gmm_fields(mu, sigma, w, H, W)).view(B, C, H, W)
+        return standardise(gmm_fields(mu, sigma, w, H, W, self.periodic)).view(B, C, H, W)
 
 # %% ../nbs/01_noise.ipynb #e47e0d9c
 def _rfft_freqs(H:int, W:int, device) -> Tensor:
@@ -513,6 +517,8 @@ def check_noise(noise, # a noise object or a registered name
             for j in range(i): assert differ(a[:, i], a[:, j]), f"{noise.name}: channels {j} and {i} share a field"
         test_close(a.mean().item(), 0.0, eps=0.05)
         test_close(a.std().item(), 1.0, eps=0.05)
+    m = noise((256, 1, 16, 16), generator=gen(2), device=device).mean(0).abs().max().item()   # every pixel: mean 0 over draws
+    assert m < 5 / 16, f"{noise.name}: a pixel has mean {m:.3f} over 256 draws (more than 5 standard errors from 0): the noise is not stationary"
 
 # %% ../nbs/01_noise.ipynb #573378b3
 def noise_params(noise:Noise, # a noise object

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .core import seed_everything, default_device, amp_dtype, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
 from .schedule import DDPMSchedule
-from .config import (Config, RESUMABLE, make_noise, make_schedule, make_model, load_data, checkpoint_path, save_atomic,
+from .config import (Config, RESUMABLE, make_noise, make_schedule, make_model, load_data, checkpoint_path, save_atomic, pin_noise, saved_config,
                            load_checkpoint)
 
 # %% ../nbs/07_train.ipynb #3eda026d
@@ -156,7 +156,7 @@ def open_run(cfg:Config, # the configuration to train
                                     "replace it with overwrite (--overwrite), or choose another folder")
     if not ck_path.exists(): return None   # a run that stopped before its first checkpoint starts again
     ck = load_checkpoint(ck_path)
-    check_resumable(cfg, Config.from_dict(ck['config']), ck_path)
+    check_resumable(pin_noise(cfg), saved_config(ck['config']), ck_path)
     if fingerprint is not None and ck.get('data_fingerprint', fingerprint) != fingerprint:
         raise ValueError(f"cannot resume {ck_path}: it was trained on other images (fingerprint {ck['data_fingerprint']}, "
                          f"these images {fingerprint}); use another output folder, or overwrite")
@@ -173,6 +173,7 @@ def train(cfg:Config, # the experiment's configuration
           progress:bool=True, # show a progress bar
          ) -> torch.nn.Module:
     "Train the noise-prediction ResUNet of `cfg`; returns the weights `cfg.weights` names (EMA or raw; on its device, in eval mode)."
+    cfg = pin_noise(cfg)                                            # the run records every noise parameter
     rank, world, local_rank = dist_env()
     device = _train_device(cfg, local_rank)
     distributed = world > 1
