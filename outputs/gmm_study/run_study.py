@@ -50,7 +50,7 @@ def run(data_root:Path):
         print(cat, 'chosen', sel.chosen, flush=True)
 
 def walk_name(d:dict) -> str:
-    return f"ddim {d['steps']}" if d.get('sampler') == 'ddim' else f"ddpm 200, z {d.get('reverse_z', 'train')}"
+    return f"ddim {d['steps']}" if d.get('sampler') == 'ddim' else f"ddpm (every step), z {d.get('reverse_z', 'train')}"
 
 def report():
     import numpy as np
@@ -122,14 +122,14 @@ def figures(data_root:Path):
     if not rows: print('no trained candidates yet'); return
     cols = (None,) + (cfg.t0,) + shown                                # the image, the diffused image, the walk
     fig, axs = plt.subplots(len(rows), len(cols) + 1, figsize=(1.6 * (len(cols) + 1), 1.7 * len(rows)), squeeze=False)
-    vmax = max(float(r[2].max()) for r in rows)
     show = lambda a, t: a.imshow(from_pm1(t.clamp(-1, 1)).permute(1, 2, 0).numpy())
     for i, (label, snaps, res) in enumerate(rows):
         for j, d in enumerate(cols):
             show(axs[i, j], x[0] if d is None else snaps[d][0])
             if i == 0: axs[i, j].set_title('good image' if d is None else 'reconstruction' if d == 0 else f'depth {d}', fontsize=7)
         axs[i, 0].set_ylabel(label, fontsize=7)
-        axs[i, -1].imshow(res.numpy(), cmap='jet', vmin=0, vmax=vmax)
+        axs[i, -1].imshow(res.numpy(), cmap='jet', vmin=0, vmax=float(res.max()))            # each row on its own scale
+        axs[i, -1].set_xlabel(f'mean {float(res.mean()):.3g}, max {float(res.max()):.3g}', fontsize=6)
         if i == 0: axs[i, -1].set_title('residual ||I - x0||^2', fontsize=7)
         for a in axs[i]: a.set_xticks([]); a.set_yticks([])
     fig.tight_layout(); fig.savefig(HERE / 'walk.png', dpi=90)
