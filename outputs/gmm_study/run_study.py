@@ -132,7 +132,7 @@ def figures(data_root:Path):
         axs[i, -1].set_xlabel(f'mean {float(res.mean()):.3g}, max {float(res.max()):.3g}', fontsize=6)
         if i == 0: axs[i, -1].set_title('residual ||I - x0||^2', fontsize=7)
         for a in axs[i]: a.set_xticks([]); a.set_yticks([])
-    fig.tight_layout(); fig.savefig(HERE / 'walk.png', dpi=90)
+    fig.tight_layout(); fig.savefig(HERE / 'walk.png', dpi=70)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for k, err in curves.items(): ax.plot([t for t, _ in err], [v for _, v in err], label=k)
     ax.invert_xaxis(); ax.set_yscale('log'); ax.set_xlabel('timestep of the DDPM walk (199 -> 0)'); ax.set_ylabel('mean ||I - x0_hat(x_t)||^2, good image')
