@@ -85,10 +85,10 @@ def report():
 
 def figures(data_root:Path):
     "The walk of one good validation image: x_t and the residual of the walk's x0 estimate at points along it, per model and z choice."
-    import torch, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    import io, torch, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from PIL import Image
     from diffad.config import load_data
-    from diffad.detect import Detector, image_generators, anomaly_map
-    from diffad.noise import PerImageNoise, GaussianNoise
+    from diffad.detect import Detector, reconstruct, anomaly_map
     from diffad.select import validation_split
     from diffad.core import from_pm1
     ds, cat = DATA[0]
@@ -107,16 +107,12 @@ def figures(data_root:Path):
             if name.startswith('gaussian') and rz == 'gaussian': continue   # the same draw for Gaussian training noise
             det = Detector.from_run(run, 'cpu', reverse_z=rz)
             sch, net = det.schedule, det._eps_fn()
-            gens = image_generators(x, det.seed)
-            e = PerImageNoise(det.noise, gens)
-            xt = sch.q_jump(x, det.t0, e(x.shape))
-            z = e if rz == 'train' else PerImageNoise(GaussianNoise(), gens)
-            snaps, err = {det.t0: xt}, []
-            def eps_fn(xs, t):                                        # the network, recording the residual of its x0 estimate
-                out = net(xs, t); err.append((int(t[0]), float(anomaly_map(x, sch.predict_x0(xs, t, out)).mean()))); return out
-            with torch.no_grad():
-                for t, xs in sch.p_walk(eps_fn, xt, det.t0, z):
-                    if t in shown: snaps[t] = xs
+            inputs, err = {}, []
+            def eps_fn(xs, t):                                        # the network, recording its input x_(t+1) and the residual of its x0 estimate
+                inputs[int(t[0]) + 1] = xs; out = net(xs, t)
+                err.append((int(t[0]), float(anomaly_map(x, sch.predict_x0(xs, t, out)).mean()))); return out
+            with torch.no_grad(): x0 = reconstruct(eps_fn, sch, det.noise, x, det.t0, seed=det.seed, reverse_z=rz)
+            snaps = {**{d: inputs[d] for d in (det.t0,) + shown if d}, 0: x0}
             curves[f'{name}, z {rz}'] = err
             rows.append((f'{name}\nz {rz}', snaps, anomaly_map(x, snaps[0])[0, 0]))
     if not rows: print('no trained candidates yet'); return
@@ -132,7 +128,8 @@ def figures(data_root:Path):
         axs[i, -1].set_xlabel(f'mean {float(res.mean()):.3g}, max {float(res.max()):.3g}', fontsize=6)
         if i == 0: axs[i, -1].set_title('residual ||I - x0||^2', fontsize=7)
         for a in axs[i]: a.set_xticks([]); a.set_yticks([])
-    fig.tight_layout(); fig.savefig(HERE / 'walk.png', dpi=70)
+    fig.tight_layout(); buf = io.BytesIO(); fig.savefig(buf, dpi=70)
+    Image.open(buf).convert('RGB').quantize(256).save(HERE / 'walk.png', optimize=True)   # 256 colours: a quarter of the bytes
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for k, err in curves.items(): ax.plot([t for t, _ in err], [v for _, v in err], label=k)
     ax.invert_xaxis(); ax.set_yscale('log'); ax.set_xlabel('timestep of the DDPM walk (199 -> 0)'); ax.set_ylabel('mean ||I - x0_hat(x_t)||^2, good image')
