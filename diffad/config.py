@@ -179,8 +179,9 @@ def make_schedule(cfg:Config) -> DDPMSchedule:
     "The configured variance schedule."
     return DDPMSchedule(linear_betas(cfg.T, cfg.beta_start, cfg.beta_end))
 
-# noise parameters added after runs were written, with the value those runs had (their files do not name them)
-LEGACY_NOISE_KWARGS = {'gmm': {'periodic': False}}
+# the noise parameters of runs written before runs pinned their noise (their files name only what was passed):
+# the Gaussian mixture's defaults until outputs/gmm_study chose new ones, and not periodic, as before `periodic` existed
+LEGACY_NOISE_KWARGS = {'gmm': {'K': 32, 'sigma_min': 0.05, 'sigma_max': 0.15, 'periodic': False}}
 
 def pin_noise(cfg:Config) -> Config:
     "`cfg` with every parameter of its noise written out, so that a later change of a default cannot change a trained run."

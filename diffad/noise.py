@@ -405,9 +405,9 @@ def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
 class GMMNoise(NoiseBase):
     "Gaussian-mixture noise (paper eqs. 7-8): per field K random 2D Gaussians with U[0,1] weights, standardised."
     def __init__(self,
-                 K:int=32, # number of Gaussians per image and channel
-                 sigma_min:float=0.05, # smallest width, as a fraction of the image size
-                 sigma_max:float=0.15, # largest width, as a fraction of the image size
+                 K:int=128, # number of Gaussians per image and channel
+                 sigma_min:float=0.02, # smallest width, as a fraction of the image size
+                 sigma_max:float=0.06, # largest width, as a fraction of the image size
                  periodic:bool=True, # Gaussians wrap around the image, so every pixel has mean 0 (False: the plain sum, biased at the border)
                 ):
         if isinstance(K, bool) or not isinstance(K, int) or K < 1: raise ValueError(f"K must be an integer >= 1, got {K!r}")

@@ -187,7 +187,7 @@ def chain_help():
     for f in ('--lr', '--batch_size', '--epochs', '--noise'): check(c, f not in c.stdout, f"lists {f}")
     c = exe('10c', 'train --help: preset values, noises', ['diffad_train', '--help'], 0)
     flat = ' '.join(c.stdout.split())
-    for s in ('[paper 224, cpu 64, tiny 16]', 'gmm(K=32'): check(c, s in flat, f"--help lacks {s!r}")
+    for s in ('[paper 224, cpu 64, tiny 16]', 'gmm(K=128'): check(c, s in flat, f"--help lacks {s!r}")
 
 def chain_sigint():
     out = fresh('sigint')

@@ -21,7 +21,8 @@ Fixed before any of it ran:
 
 Run from the repository root:  .venv/bin/python outputs/gmm_study/run_study.py [--data ../shared/data]
 It resumes: trained candidates are reused (their checkpoints), a category with a selection.json is skipped.
-`--report` only rewrites report.md from the selection files; `--figures` draws the walk figures from the trained
+`--report` only rewrites report.md and chosen.json from the selection files (and, once every category is in,
+defaults.json: the noise parameters of the best DDPM row, which diffad's GMMNoise defaults must equal); `--figures` draws the walk figures from the trained
 candidates (and a Gaussian model from outputs/study_recon, if trained there).
 """
 import argparse, json
@@ -79,8 +80,13 @@ def report():
     out.append(f"\nBest DDPM row: noise {best['noise_kwargs']}, {walk_name(best['detector'])}, t0 {best['t0']}, filter {best['filter_size']} "
                f"(criterion {100 * mean(rows[ddpm[0]], 'criterion'):.1f}). Best row of any walk: noise {overall['noise_kwargs']}, "
                f"{walk_name(overall['detector'])}, t0 {overall['t0']}, filter {overall['filter_size']} ({100 * mean(rows[order[0]], 'criterion'):.1f}).\n")
+    summary = lambda k: dict(noise_kwargs=rows[k][cats[0]]['noise_kwargs'], detector=rows[k][cats[0]]['detector'], t0=rows[k][cats[0]]['t0'],
+                             filter_size=rows[k][cats[0]]['filter_size'], **{m: mean(rows[k], m) for m in ('criterion', 'i_auroc', 'p_auroc')},
+                             per_category={c: {m: rows[k][c][m] for m in ('criterion', 'i_auroc', 'p_auroc')} for c in cats if c in rows[k]})
     (HERE / 'report.md').write_text(''.join(out))
-    (HERE / 'chosen.json').write_text(json.dumps(dict(ddpm_best=best, any_best=overall, categories=cats), indent=1))
+    (HERE / 'chosen.json').write_text(json.dumps(dict(ddpm_best=summary(ddpm[0]), any_best=summary(order[0]), categories=cats), indent=1))
+    if len(cats) == len(DATA):                                       # the plan's rule, once every category is in: the new gmm defaults
+        (HERE / 'defaults.json').write_text(json.dumps(best['noise_kwargs'], indent=1))
     print(''.join(out))
 
 def figures(data_root:Path):
