@@ -74,17 +74,18 @@ def report():
         out.append(f"| K={nk['K']}, {nk['sigma_min']}-{nk['sigma_max']}{', wrapped' if nk.get('periodic') else ', plain'} | {walk_name(r['detector'])} | {r['t0']} | {r['filter_size']} | "
                    f"{100 * mean(cell, 'criterion'):.1f} | {100 * mean(cell, 'i_auroc'):.1f} | {100 * mean(cell, 'p_auroc'):.1f} | "
                    + ' | '.join(f"{100 * cell[c]['criterion']:.1f}" if c in cell else '' for c in cats) + ' |\n')
-    ddpm = [k for k in order if rows[k][next(iter(rows[k]))]['detector'].get('sampler') == 'ddpm']
-    best = rows[ddpm[0]][next(iter(rows[ddpm[0]]))]
-    overall = rows[order[0]][next(iter(rows[order[0]]))]
+    def summary(k):                                                  # a row: its settings, its means and each category's values
+        r = next(iter(rows[k].values()))
+        return dict(noise_kwargs=r['noise_kwargs'], detector=r['detector'], t0=r['t0'], filter_size=r['filter_size'],
+                    **{m: mean(rows[k], m) for m in ('criterion', 'i_auroc', 'p_auroc')},
+                    per_category={c: {m: v[m] for m in ('criterion', 'i_auroc', 'p_auroc')} for c, v in rows[k].items()})
+    best = summary(next(k for k in order if rows[k][next(iter(rows[k]))]['detector'].get('sampler') == 'ddpm'))
+    overall = summary(order[0])
     out.append(f"\nBest DDPM row: noise {best['noise_kwargs']}, {walk_name(best['detector'])}, t0 {best['t0']}, filter {best['filter_size']} "
-               f"(criterion {100 * mean(rows[ddpm[0]], 'criterion'):.1f}). Best row of any walk: noise {overall['noise_kwargs']}, "
-               f"{walk_name(overall['detector'])}, t0 {overall['t0']}, filter {overall['filter_size']} ({100 * mean(rows[order[0]], 'criterion'):.1f}).\n")
-    summary = lambda k: dict(noise_kwargs=rows[k][cats[0]]['noise_kwargs'], detector=rows[k][cats[0]]['detector'], t0=rows[k][cats[0]]['t0'],
-                             filter_size=rows[k][cats[0]]['filter_size'], **{m: mean(rows[k], m) for m in ('criterion', 'i_auroc', 'p_auroc')},
-                             per_category={c: {m: rows[k][c][m] for m in ('criterion', 'i_auroc', 'p_auroc')} for c in cats if c in rows[k]})
+               f"(criterion {100 * best['criterion']:.1f}). Best row of any walk: noise {overall['noise_kwargs']}, "
+               f"{walk_name(overall['detector'])}, t0 {overall['t0']}, filter {overall['filter_size']} ({100 * overall['criterion']:.1f}).\n")
     (HERE / 'report.md').write_text(''.join(out))
-    (HERE / 'chosen.json').write_text(json.dumps(dict(ddpm_best=summary(ddpm[0]), any_best=summary(order[0]), categories=cats), indent=1))
+    (HERE / 'chosen.json').write_text(json.dumps(dict(ddpm_best=best, any_best=overall, categories=cats), indent=1))
     if len(cats) == len(DATA):                                       # the plan's rule, once every category is in: the new gmm defaults
         (HERE / 'defaults.json').write_text(json.dumps(best['noise_kwargs'], indent=1))
     print(''.join(out))

@@ -70,15 +70,13 @@ def report():
     by_w = {w: float(np.mean([mean(w, k, 'criterion') for k in walks])) for w in WEIGHTS}
     w_best = max(WEIGHTS, key=lambda w: by_w[w])
     k_best = max(walks, key=lambda k: mean(w_best, k, 'criterion'))
-    out.append("\nMean criterion over the walks: " + ', '.join(f"{w} {100 * v:.1f}" for w, v in by_w.items())
-               + f". Chosen: weights {w_best}, walk {k_best} (criterion {100 * mean(w_best, k_best, 'criterion'):.1f}).\n")
     n_plan = len(MODELS) * len(NOISES)
-    if len(models) < n_plan:                                          # the choice is made on every planned model, not before
-        out.insert(1, f"**Partial: {len(models)} of the {n_plan} planned models are scored; nothing is chosen yet.**\n\n")
-        out[-1] = out[-1].replace('. Chosen:', '. Leading so far:')
+    done = len(models) == n_plan                                      # the choice is made on every planned model, not before
+    if not done: out.insert(1, f"**Partial: {len(models)} of the {n_plan} planned models are scored; nothing is chosen yet.**\n\n")
+    out.append("\nMean criterion over the walks: " + ', '.join(f"{w} {100 * v:.1f}" for w, v in by_w.items())
+               + f". {'Chosen' if done else 'Leading so far'}: weights {w_best}, walk {k_best} (criterion {100 * mean(w_best, k_best, 'criterion'):.1f}).\n")
     (HERE / 'select_defaults.md').write_text(''.join(out))
-    if len(models) == n_plan:
-        (HERE / 'select_defaults.json').write_text(json.dumps(dict(weights=w_best, walk=k_best, by_weights=by_w, n_models=len(models)), indent=1))
+    if done: (HERE / 'select_defaults.json').write_text(json.dumps(dict(weights=w_best, walk=k_best, by_weights=by_w, n_models=len(models)), indent=1))
     print(''.join(out))
 
 if __name__ == '__main__':
