@@ -10,6 +10,7 @@ __all__ = ['NOISES', 'Noise', 'register_noise', 'get_noise', 'standardise', 'Noi
 # %% ../nbs/01_noise.ipynb #b01f5fde
 import inspect, math, numbers, warnings
 from typing import Protocol, runtime_checkable
+import numpy as np
 import torch
 from torch import Tensor
 from fastcore.test import test_eq, test_close
@@ -83,13 +84,28 @@ def _check_number(name:str, v, ok, what:str) -> float:
     return float(v)
 
 class NoiseBase:
-    "Base class of diffad's noises: subclasses set their parameters in `__init__` and implement `sample(shape, generator, gdev, device)`."
-    name = None
+    """Base class of diffad's noises: subclasses set their parameters in `__init__` and implement either `sample(shape, generator, gdev, device)`,
+    or `draws(shape, generator, gdev, device)` (the random numbers, a tuple of tensors whose batch dims are `draw_dims`) and `fields(draws, shape, device)`."""
+    name, draw_dims = None, ()
     def __call__(self, shape, generator:torch.Generator|None=None, device:str|torch.device|None=None) -> Tensor:
         "(B,C,H,W) float32 noise on `device` (default: the generator's device)."
         shape = _check_shape(shape)
         device, gdev = _devices(generator, device)
         return self.sample(shape, generator, gdev, device).float()
+    def sample(self, shape, generator, gdev, device):
+        return self.fields(self.draws(shape, generator, gdev, device), shape, device)
+    def sample_images(self, shape, generators:list, device:str|torch.device|None=None) -> Tensor:
+        "(B,C,H,W) noise whose image i is what `generators[i]` alone draws for one image: the random numbers are drawn image by image, the fields computed as one batch."
+        shape = _check_shape(shape)
+        if len(generators) != shape[0]: raise ValueError(f"{len(generators)} generators for a batch of {shape[0]}")
+        one = (1, *shape[1:])
+        if not hasattr(self, 'draws'): return torch.cat([self(one, generator=g, device=device) for g in generators])
+        parts = []
+        for g in generators:
+            dev, gdev = _devices(g, device)
+            parts.append(self.draws(one, g, gdev, dev))
+        joined = tuple(torch.cat(d, dim) for d, dim in zip(zip(*parts), self.draw_dims))
+        return self.fields(joined, shape, dev).float()
     def __repr__(self):
         args = ', '.join(f"{k}={getattr(self, k)!r}" for k in inspect.signature(type(self)).parameters)
         return f"{type(self).__name__}({args})"
@@ -110,35 +126,43 @@ _GRAD3 = [-11, 4, 4, -4, 11, 4, -4, 4, 11,   11, 4, 4, 4, 11, 4, 4, 4, 11,   -11
           11, -4, 4, 4, -11, 4, 4, -4, 11,   -11, 4, -4, -4, 11, -4, -4, 4, -11,   11, 4, -4, 4, 11, -4, 4, 4, -11,
           -11, -4, -4, -4, -11, -4, -4, -4, -11,   11, -4, -4, 4, -11, -4, 4, -4, -11]   # 24 gradients (x, y, z)
 
-def _wrap64(v:int) -> int: return (v + 2**63) % 2**64 - 2**63
+_LCG_A, _LCG_C = 6364136223846793005, 1442695040888963407   # opensimplex's 64-bit LCG: s -> A s + C (mod 2^64)
+def _lcg_jumps(n:int) -> tuple:
+    "(A_k, C_k) for k = 1..n as uint64 arrays: k steps of the LCG are s -> A_k s + C_k (mod 2^64)."
+    A, C, a, c = [], [], 1, 0
+    for _ in range(n): a, c = a * _LCG_A % 2**64, (c * _LCG_A + _LCG_C) % 2**64; A.append(a); C.append(c)
+    return np.array(A, dtype=np.uint64), np.array(C, dtype=np.uint64)
+_JUMP_A, _JUMP_C = _lcg_jumps(3 + 256)
+_WRAP_MOD = np.array([2**64 % (i + 1) for i in range(255, -1, -1)], dtype=np.int64)   # 2^64 mod (i + 1): a negative state's correction
 
-def _perm_tables(seed:int) -> tuple:
-    "opensimplex's seed -> (perm, perm_grad_index3): a permutation of 0..255 and gradient offsets, as python lists."
-    perm, pgi, source = [0] * 256, [0] * 256, list(range(256))
-    seed = _wrap64(int(seed))
-    for _ in range(3): seed = _wrap64(seed * 6364136223846793005 + 1442695040888963407)
-    for i in range(255, -1, -1):
-        seed = _wrap64(seed * 6364136223846793005 + 1442695040888963407)
-        r = (seed + 31) % (i + 1)
-        perm[i] = source[r]
-        pgi[i] = (perm[i] % 24) * 3
-        source[r] = source[i]
-    return perm, pgi
+def _perm_tables(seeds) -> tuple:
+    "opensimplex's seeds -> (perm, perm_grad_index3): per seed a permutation of 0..255 and gradient offsets, (S,256) int64 arrays."
+    s0 = np.array([int(v) % 2**64 for v in seeds], dtype=np.uint64)[:, None]
+    with np.errstate(over='ignore'): st = s0 * _JUMP_A[3:] + _JUMP_C[3:]       # (S,256): the state drawn for i = 255, 254, ..., 0
+    m = np.arange(256, 0, -1, dtype=np.uint64)                                  # i + 1
+    # r = (signed state + 31) mod (i + 1), with the state read as a signed 64-bit integer as opensimplex does
+    r = ((st % m).astype(np.int64) - np.where(st >= np.uint64(2**63), _WRAP_MOD, 0) + 31) % m.astype(np.int64)
+    n, rows = len(s0), np.arange(len(s0))
+    perm, source = np.empty((n, 256), np.int64), np.tile(np.arange(256, dtype=np.int64), (n, 1))
+    for j, i in enumerate(range(255, -1, -1)):                                  # Fisher-Yates, all seeds at once
+        perm[:, i] = source[rows, r[:, j]]
+        source[rows, r[:, j]] = source[:, i]
+    return perm, (perm % 24) * 3
 
-def _hash_tables(seed:int, device, dtype) -> tuple:
-    "Lookup tables for the gradient of lattice point (X, Y, Z): `t2[(X&255)*256 + (Y&255)]`, then `pgi[(t2 + Z) & 255]` into `grad`."
-    perm, pgi = _perm_tables(seed)
-    P = torch.tensor(perm, device=device)
-    a = torch.arange(256, device=device)
-    t2 = P.index_select(0, (P[:, None] + a).view(-1) & 255)            # perm[(perm[X] + Y) & 255], (65536,)
-    return t2, torch.tensor(pgi, device=device), torch.tensor(_GRAD3, dtype=dtype, device=device)
+def _hash_tables(seeds, device, dtype) -> tuple:
+    "Lookup tables for the gradients of seeds `seeds`: (perm, pgi) flattened to (S*256,), and the 24 gradients."
+    perm, pgi = _perm_tables(seeds)
+    return (torch.from_numpy(perm).to(device).view(-1), torch.from_numpy(pgi).to(device).view(-1), torch.tensor(_GRAD3, dtype=dtype, device=device))
 
 def _gradients(X:Tensor, Y:Tensor, Z:Tensor, # integer lattice coordinates, any shape (same for all three)
-               tables:tuple) -> Tensor:
-    "(3, *X.shape) gradients g_v of the lattice points (X, Y, Z)."
-    t2, pgi, grad = tables
-    h = t2.index_select(0, ((X & 255) * 256 + (Y & 255)).reshape(-1))
-    gi = pgi.index_select(0, (h + Z.reshape(-1)) & 255)
+               tables:tuple, # from `_hash_tables`
+               table:Tensor|None=None, # which seed's table each point uses, broadcastable to X (default: the first)
+              ) -> Tensor:
+    "(3, *X.shape) gradients g_v of the lattice points (X, Y, Z): `grad[pgi[(perm[(perm[X & 255] + Y) & 255] + Z) & 255]]`."
+    P, pgi, grad = tables
+    at = lambda v: v.reshape(-1) if table is None else (v + 256 * table).reshape(-1)   # index into the point's own table
+    h = P.index_select(0, at((P.index_select(0, at(X & 255)).view(X.shape) + Y) & 255))
+    gi = pgi.index_select(0, at((h.view(X.shape) + Z) & 255))
     return torch.stack([grad.index_select(0, gi), grad.index_select(0, gi + 1), grad.index_select(0, gi + 2)]).view(3, *X.shape)
 
 # %% ../nbs/01_noise.ipynb #694adcc9
@@ -251,7 +275,7 @@ def simplex_noise3(x:Tensor, y:Tensor, z:Tensor, # coordinates, broadcastable to
     x, y, z = [t.to(dt) for t in torch.broadcast_tensors(x, y, z)]
     shape, dev, dt = x.shape, x.device, x.dtype
     x, y, z = x.reshape(-1), y.reshape(-1), z.reshape(-1)
-    tables, out, step = _hash_tables(seed, dev, dt), torch.empty_like(x), 1 << 16
+    tables, out, step = _hash_tables([seed], dev, dt), torch.empty_like(x), 1 << 16
     for i in range(0, x.numel(), step):
         d, a4, cells, key = _simplex_geometry(x[i:i + step], y[i:i + step], z[i:i + step])
         V = _candidates(cells, key)
@@ -337,12 +361,13 @@ def _product(mat, G:Tensor, # (nv,3,fields) gradients of the lattice points
 
 def simplex_octaves(H:int, W:int, # grid size in pixels
                     shifts:Tensor, # (octaves, fields, 3) integer lattice translations, one per octave and field
-                    seed:int, # opensimplex seed (the permutation)
+                    seed, # opensimplex seed (the permutation), or a list of seeds with `table` saying which one each field uses
                     persistence:float=0.8, # amplitude ratio between octaves
                     wavelength:float=64.0, # wavelength of octave 0 in pixels (AnoDDPM's "frequency")
                     device=None, # device of the evaluation (default: the device of `shifts`)
                     sparse:bool|None=None, # sparse-matrix product (default: on CPU and CUDA) or gather + index_add
                     mats:list|None=None, # the matrices of an earlier call with the same grid, octaves, parameters and `sparse`
+                    table:Tensor|None=None, # (fields,) index into `seed` of each field's seed (default: the first seed for all)
                    ) -> Tensor:
     "(fields, H, W) sums over octaves i of persistence^i * opensimplex noise at pixel (r, c) of field f: `lattice_shift(shifts[i, f]) + _ORIGIN + (c, r, 0) * 2^i / wavelength`."
     device = torch.device(device) if device is not None else shifts.device
@@ -350,11 +375,12 @@ def simplex_octaves(H:int, W:int, # grid size in pixels
     shifts = shifts.to(device)
     O, m, _ = shifts.shape
     if mats is None: mats = _simplex_matrices(H, W, O, persistence, wavelength, device, sparse)
-    tables = _hash_tables(seed, device, torch.float32)
+    tables = _hash_tables(seed if isinstance(seed, (list, tuple)) else [seed], device, torch.float32)
+    if table is not None: table = torch.as_tensor(table, device=device).view(1, m)
     out = torch.empty(H * W, m, device=device)
     for rows, mat, V, oct_id in mats:
         S = shifts.index_select(0, oct_id)                                         # (nv, fields, 3)
-        G = _gradients(V[0][:, None] + S[..., 0], V[1][:, None] + S[..., 1], V[2][:, None] + S[..., 2], tables)
+        G = _gradients(V[0][:, None] + S[..., 0], V[1][:, None] + S[..., 1], V[2][:, None] + S[..., 2], tables, table)
         out[rows.start * W:rows.stop * W] = _product(mat, G.transpose(0, 1)).view(O, -1, m).sum(0)
     return out.T.reshape(m, H, W)
 
@@ -372,20 +398,43 @@ class SimplexNoise(NoiseBase):
         if not isinstance(wavelength, (int, float)) or not wavelength > 0: raise ValueError(f"wavelength must be > 0 (pixels), got {wavelength!r}")
         self.octaves, self.persistence, self.wavelength = octaves, float(persistence), float(wavelength)
 
-    def sample(self, shape, generator, gdev, device):
+    draw_dims = (0, 1)
+    def draws(self, shape, generator, gdev, device):
+        "A seed (1,) on the CPU and the lattice translations (octaves, B*C, 3)."
         B, C, H, W = shape
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gdev))
-        shifts = _draw(torch.randint, 0, 256, (self.octaves, B * C, 3), generator=generator, gdev=gdev, device=device)
+        seed = torch.randint(0, 2**62, (1,), generator=generator, device=gdev).cpu()
+        return seed, _draw(torch.randint, 0, 256, (self.octaves, B * C, 3), generator=generator, gdev=gdev, device=device)
+
+    def fields(self, draws, shape, device):
+        "One seed for the whole batch, or (from `sample_images`) one per image, used by its C fields."
+        (seeds, shifts), (B, C, H, W) = draws, shape
         key = (H, W, device, self.octaves, self.persistence, self.wavelength)
         if getattr(self, '_key', None) != key:   # keep the octave matrices of the last grid
             self._mats, self._key = _simplex_matrices(H, W, self.octaves, self.persistence, self.wavelength, device, device.type in ('cpu', 'cuda')), key
-        x = simplex_octaves(H, W, shifts, seed, self.persistence, self.wavelength, device, mats=self._mats)
+        table = None if len(seeds) == 1 else torch.arange(B, device=device).repeat_interleave(C)
+        x = simplex_octaves(H, W, shifts, seeds.tolist(), self.persistence, self.wavelength, device, mats=self._mats, table=table)
         return standardise(x).view(B, C, H, W)
 
     def __getstate__(self):   # copies and pickles leave the cached matrices behind; they are rebuilt on use
         return {k: v for k, v in self.__dict__.items() if k not in ('_mats', '_key')}
 
 # %% ../nbs/01_noise.ipynb #3c1c509a
+_BUMP_CUT = 40.0   # a Gaussian term exp(-a) with a > _BUMP_CUT (< 4e-18) is set to exactly 0
+
+def _bumps(u:Tensor, # (P,) pixel centres as fractions of the image
+           m:Tensor, s:Tensor, # (n,K,1) means and widths along this axis
+           periodic:bool, # add the copies shifted by -2..2 image sizes
+          ) -> Tensor: # (n,K,P)
+    "One axis of every Gaussian, exp(-(u - m)^2 / 2 s^2), summed over its copies when periodic; terms under exp(-40) are exactly 0."
+    d, reach = u - m, math.sqrt(2 * _BUMP_CUT) * float(s.max())     # |u - m - k| > reach: every term of copy k is cut
+    out = None
+    for k in ((-2, -1, 0, 1, 2) if periodic else (0,)):
+        if k and abs(k) - 1 >= reach: continue                          # |u - m| < 1, so copy k is at least |k| - 1 away
+        a = ((d - k) / s).square_().mul_(-0.5)
+        e = torch.exp(a.clamp_min(-_BUMP_CUT)).masked_fill_(a < -_BUMP_CUT, 0)
+        out = e if out is None else out.add_(e)
+    return out
+
 def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
                sigma:Tensor, # (n,K,2) widths (x, y) as fractions of the image
                w:Tensor, # (n,K) weights
@@ -396,9 +445,8 @@ def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
     dev, dt = mu.device, mu.dtype
     u = (torch.arange(W, device=dev, dtype=dt) + 0.5) / W
     v = (torch.arange(H, device=dev, dtype=dt) + 0.5) / H
-    shifts = torch.arange(-2, 3, device=dev, dtype=dt)[:, None, None, None] if periodic else torch.zeros(1, 1, 1, 1, device=dev, dtype=dt)
-    ex = torch.exp(-0.5 * ((u - mu[..., :1] - shifts) / sigma[..., :1]) ** 2).sum(0)                # (n,K,W)
-    ey = torch.exp(-0.5 * ((v - mu[..., 1:] - shifts) / sigma[..., 1:]) ** 2).sum(0) * w[..., None]  # (n,K,H)
+    ex = _bumps(u, mu[..., :1], sigma[..., :1], periodic)                    # (n,K,W)
+    ey = _bumps(v, mu[..., 1:], sigma[..., 1:], periodic) * w[..., None]     # (n,K,H)
     return torch.bmm(ey.transpose(1, 2), ex)
 
 @register_noise('gmm')
@@ -417,9 +465,14 @@ class GMMNoise(NoiseBase):
         if not isinstance(periodic, bool): raise ValueError(f"periodic must be True or False, got {periodic!r}")
         self.K, self.sigma_min, self.sigma_max, self.periodic = K, float(sigma_min), float(sigma_max), periodic
 
-    def sample(self, shape, generator, gdev, device):
+    draw_dims = (1,)
+    def draws(self, shape, generator, gdev, device):
+        "(5, B*C, K) uniforms: the means (x, y), the widths (x, y) and the weights."
         B, C, H, W = shape
-        r = _draw(torch.rand, 5, B * C, self.K, generator=generator, gdev=gdev, device=device)
+        return _draw(torch.rand, 5, B * C, self.K, generator=generator, gdev=gdev, device=device),
+
+    def fields(self, draws, shape, device):
+        (r,), (B, C, H, W) = draws, shape
         mu, w = r[:2].permute(1, 2, 0), r[4]
         sigma = (self.sigma_min + (self.sigma_max - self.sigma_min) * r[2:4]).permute(1, 2, 0)
         return standardise(gmm_fields(mu, sigma, w, H, W, self.periodic)).view(B, C, H, W)
@@ -443,9 +496,14 @@ class PowerLawNoise(NoiseBase):
                 ):
         self.alpha = _check_number('alpha', alpha, lambda v: v >= 0, 'a finite number >= 0')
 
-    def sample(self, shape, generator, gdev, device):
+    draw_dims = (0,)
+    def draws(self, shape, generator, gdev, device):
+        "(B*C, H, W) white Gaussian fields."
         B, C, H, W = shape
-        white = _draw(torch.randn, B * C, H, W, generator=generator, gdev=gdev, device=device)
+        return _draw(torch.randn, B * C, H, W, generator=generator, gdev=gdev, device=device),
+
+    def fields(self, draws, shape, device):
+        (white,), (B, C, H, W) = draws, shape
         f = _rfft_freqs(H, W, device)
         amp = torch.where(f > 0, (f * max(H, W)) ** (-self.alpha / 2), 0.0)          # f^(-alpha/2) up to a constant, 0 at f = 0
         return standardise(_fourier_filter(white, amp)).view(B, C, H, W)
@@ -467,9 +525,15 @@ def blob_masks(B:int, # number of masks (one per image)
     coverage, size = _check_blobs(coverage, size)
     B, _, H, W = _check_shape((B, 1, H, W))
     device, gdev = _devices(generator, device)
+    return _masks_of(_draw(torch.randn, B, H, W, generator=generator, gdev=gdev, device=device), coverage, size)
+
+def _masks_of(white:Tensor, # (B,H,W) white Gaussian fields
+              coverage:float, size:float, # as in `blob_masks`
+             ) -> Tensor:
+    "(B,1,H,W) the masks `blob_masks` makes from its white fields."
+    B, H, W = white.shape
     sigma = size * min(H, W)                                                           # blur width in pixels
-    smooth = _fourier_filter(_draw(torch.randn, B, H, W, generator=generator, gdev=gdev, device=device),
-                             torch.exp(-2 * math.pi ** 2 * sigma ** 2 * _rfft_freqs(H, W, device) ** 2))
+    smooth = _fourier_filter(white, torch.exp(-2 * math.pi ** 2 * sigma ** 2 * _rfft_freqs(H, W, white.device) ** 2))
     k = min(max(round(coverage * H * W), 1), H * W - 1)                               # pixels inside a mask
     thr = smooth.view(B, -1).kthvalue(H * W - k, 1).values                            # (B,) each field's (1 - coverage) quantile
     return (smooth > thr[:, None, None])[:, None]
@@ -486,10 +550,16 @@ class BlobNoise(NoiseBase):
         self.coverage, self.size = _check_blobs(coverage, size)
         self.contrast = _check_number('contrast', contrast, lambda v: v >= 1, 'a finite number >= 1 (std inside / std outside)')
 
-    def sample(self, shape, generator, gdev, device):
+    draw_dims = (0, 0)
+    def draws(self, shape, generator, gdev, device):
+        "(B, H, W) white fields for the masks (as `blob_masks` draws them), then (B, C, H, W) white noise."
         B, C, H, W = shape
-        m = blob_masks(B, H, W, self.coverage, self.size, generator, device)            # (B,1,H,W), the same in every channel
-        g = _draw(torch.randn, B, C, H, W, generator=generator, gdev=gdev, device=device)
+        return (_draw(torch.randn, B, H, W, generator=generator, gdev=gdev, device=device),
+                _draw(torch.randn, B, C, H, W, generator=generator, gdev=gdev, device=device))
+
+    def fields(self, draws, shape, device):
+        white, g = draws
+        m = _masks_of(white, self.coverage, self.size)                                 # (B,1,H,W), the same in every channel
         return standardise((1 + (self.contrast - 1) * m) * g)
 
 # %% ../nbs/01_noise.ipynb #356944c6
@@ -537,6 +607,7 @@ class PerImageNoise:
         shape = _check_shape(shape)
         if generator is not None: raise ValueError("PerImageNoise draws with its own per-image generators; pass generator=None")
         if shape[0] != len(self.generators): raise ValueError(f"PerImageNoise holds {len(self.generators)} generators, asked for a batch of {shape[0]}")
+        if hasattr(self.noise, 'sample_images'): return self.noise.sample_images(shape, self.generators, device)
         return torch.cat([self.noise((1, *shape[1:]), generator=g, device=device) for g in self.generators])
     def __repr__(self): return f"PerImageNoise({self.noise!r}, {len(self.generators)} generators)"
 
