@@ -29,6 +29,8 @@ PLAN on the first run, and a rerun refuses to continue if PLAN has changed):
 Run from the repository root:  .venv/bin/python outputs/study2/run_study.py [--data ../shared/data]
 It resumes: finished trainings are reused (train(..., resume=True)), and every finished evaluation is a line of
 results.jsonl, which a rerun skips. `--report` only rewrites the tables under report/ from results.jsonl.
+`--train-only` trains the models (which needs only the gmm defaults settled) and evaluates nothing; `--categories`
+takes some categories of the plan, so that two processes can share the work (never two on one category).
 """
 import argparse, json, time
 from pathlib import Path
@@ -73,8 +75,8 @@ def trained(data_root:Path, ds:str, cat:str, noise:str, kw:dict, splits=('train'
     print(f"{cat} {noise_label(noise, kw)}: trained on {len(X)} images ({time.perf_counter() - t:.0f} s)", flush=True)
     return run_dir, X, val, test_ds
 
-def prerequisites() -> list:
-    "What must be settled before this study's models are evaluated: the gmm defaults and the cpu preset's detection defaults."
+def prerequisites(training:bool=False) -> list:
+    "What must be settled before this study's models are evaluated (`training`: trained): the gmm defaults (and the cpu preset's detection defaults)."
     from diffad.config import PRESETS, Config
     from diffad.noise import get_noise, noise_params
     missing = []
@@ -83,18 +85,22 @@ def prerequisites() -> list:
         missing.append(f"diffad's gmm defaults {noise_params(get_noise('gmm'))} are not the ones chosen in {gmm} (outputs/gmm_study)")
     det = HERE.parent / 'study_recon' / 'select_defaults.json'
     cpu = {k: PRESETS[PLAN['preset']].get(k, getattr(Config, k)) for k in ('weights',)}
+    if training: return missing
     if not det.exists() or {k: json.loads(det.read_text()).get(k) for k in cpu} != cpu:
         missing.append(f"the {PLAN['preset']} preset's {cpu} are not the ones chosen in {det} (outputs/study_recon/select_defaults.py)")
     return missing
 
-def run(data_root:Path):
+def run(data_root:Path, train_only:bool=False, categories:list|None=None):
     from diffad.detect import Detector, evaluate, metrics_from_maps
     from diffad.noise import noise_params
     check_plan()
-    missing = prerequisites()
+    unknown = set(categories or ()) - {c for _, c in PLAN['data']}
+    if unknown: raise SystemExit(f"--categories: {sorted(unknown)} not in the plan's {[c for _, c in PLAN['data']]}")
+    missing = prerequisites(training=train_only)
     if missing: raise SystemExit('study2 waits for: ' + '; '.join(missing))
     done = {key(json.loads(l)) for l in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
     for ds, cat in PLAN['data']:
+        if categories and cat not in categories: continue
         for noise, kw in PLAN['noises']:
             label = noise_label(noise, kw)
             walks = [w for w in PLAN['walks'] if not (noise == 'gaussian' and w['reverse_z'] == 'gaussian')]   # one draw for Gaussian noise
@@ -102,6 +108,7 @@ def run(data_root:Path):
                     if (cat, label, s, w['sampler'], w['steps'] or w['t0'], w['reverse_z'], w['t0']) not in done]
             if not todo: continue
             run_dir, X, val, test_ds = trained(data_root, ds, cat, noise, kw)
+            if train_only: continue
             for split, w in todo:
                 det = Detector.from_run(run_dir, 'cpu', **w)
                 data = val if split == 'val' else test_ds
@@ -201,6 +208,8 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default='../shared/data', help='folder holding piped/ and hazelnut_toy/')
     p.add_argument('--report', action='store_true', help='only rewrite report/ from results.jsonl')
+    p.add_argument('--train-only', action='store_true', help='train the models, evaluate nothing')
+    p.add_argument('--categories', nargs='+', help="only these categories of the plan (default: all)")
     a = p.parse_args()
-    if not a.report: run(Path(a.data))
-    report()
+    if not a.report: run(Path(a.data), a.train_only, a.categories)
+    if not a.train_only: report()

@@ -15,6 +15,8 @@ Fixed before any of it ran:
 
 Run from the repository root:  .venv/bin/python outputs/study_recon/select_defaults.py [--data ../shared/data]
 Resumable: every scored model is a line of select_defaults.jsonl, which a rerun skips; trainings resume.
+`--categories` takes some of the models' categories, so that two processes can share the work (never two on one
+category); the order does not change the choice, which is made once every model is scored.
 """
 import argparse, importlib.util, json
 from pathlib import Path
@@ -34,12 +36,15 @@ def study2():
 def walk_name(c:dict) -> str:
     return f"{c['sampler']} {c['steps'] or 200}" + (f" x{c['n_recon']}" if c['n_recon'] > 1 else '')
 
-def run(data_root:Path):
+def run(data_root:Path, categories:list|None=None):
     from diffad.detect import Detector
     from diffad.select import score_settings
+    unknown = set(categories or ()) - {c for _, c in MODELS}
+    if unknown: raise SystemExit(f"--categories: {sorted(unknown)} not among {[c for _, c in MODELS]}")
     s2 = study2()
     done = {(r['category'], r['noise']) for r in map(json.loads, OUT.read_text().splitlines())} if OUT.exists() else set()
     for ds, cat in MODELS:
+        if categories and cat not in categories: continue
         for noise in NOISES:
             if (cat, noise) in done: continue
             run_dir, X, val, _ = s2.trained(data_root, ds, cat, noise, {}, splits=('train',))
@@ -83,6 +88,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default='../shared/data', help='folder holding piped/ and hazelnut_toy/')
     p.add_argument('--report', action='store_true', help='only rewrite select_defaults.md from select_defaults.jsonl')
+    p.add_argument('--categories', nargs='+', help='only these categories (default: all)')
     a = p.parse_args()
-    if not a.report: run(Path(a.data))
+    if not a.report: run(Path(a.data), a.categories)
     report()
