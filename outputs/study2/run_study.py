@@ -93,6 +93,7 @@ def prerequisites(training:bool=False) -> list:
 def run(data_root:Path, train_only:bool=False, categories:list|None=None):
     from diffad.detect import Detector, evaluate, metrics_from_maps
     from diffad.noise import noise_params
+    from diffad.config import get_config
     check_plan()
     unknown = set(categories or ()) - {c for _, c in PLAN['data']}
     if unknown: raise SystemExit(f"--categories: {sorted(unknown)} not in the plan's {[c for _, c in PLAN['data']]}")
@@ -109,8 +110,8 @@ def run(data_root:Path, train_only:bool=False, categories:list|None=None):
             if not todo: continue
             run_dir, X, val, test_ds = trained(data_root, ds, cat, noise, kw)
             if train_only: continue
-            for split, w in todo:
-                det = Detector.from_run(run_dir, 'cpu', **w)
+            for split, w in todo:   # the preset's weights now, not the ones in the run's config.json (trained before the choice)
+                det = Detector.from_run(run_dir, 'cpu', weights=get_config(PLAN['preset']).weights, **w)
                 data = val if split == 'val' else test_ds
                 ev = evaluate(det, data, progress=False, pro=split == 'test')
                 filt = {}

@@ -14,7 +14,8 @@ Fixed before any of it ran:
 Run from the repository root:  .venv/bin/python outputs/study_recon/run_study.py [--data ../shared/data]
 It resumes: a finished training is reused (train(..., resume=True) continues an unfinished one), and every
 finished evaluation is a line of results.jsonl, which a rerun skips. `--report` only rewrites the tables and
-the figure from results.jsonl.
+the figure from results.jsonl. `--categories` takes some of the categories, so that two processes can share the
+work (never two on one category).
 """
 import argparse, json, time
 from pathlib import Path
@@ -32,12 +33,15 @@ def key(r): return (r['data'], r['category'], r['noise'], r['weights'], r['sampl
 def done() -> set:
     return {key(json.loads(l)) for l in RESULTS.read_text().splitlines()} if RESULTS.exists() else set()
 
-def run(data_root:Path):
+def run(data_root:Path, categories:list|None=None):
     from diffad.config import get_config, load_data
     from diffad.train import train
     from diffad.detect import Detector, evaluate
+    unknown = set(categories or ()) - {c for _, c in DATA}
+    if unknown: raise SystemExit(f"--categories: {sorted(unknown)} not among {[c for _, c in DATA]}")
     finished = done()
     for ds, cat in DATA:
+        if categories and cat not in categories: continue
         for noise in NOISES:
             todo = [(w, s, n, r) for w in WEIGHTS for s, n, r in WALKS if (ds, cat, noise, w, s, n or 200, r) not in finished]
             if not todo: continue
@@ -105,6 +109,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default='../shared/data', help='folder holding piped/, hazelnut_toy/, mvtec_subset/')
     p.add_argument('--report', action='store_true', help='only rewrite report.md and figure_evals.png from results.jsonl')
+    p.add_argument('--categories', nargs='+', help='only these categories (default: all)')
     a = p.parse_args()
-    if not a.report: run(Path(a.data))
+    if not a.report: run(Path(a.data), a.categories)
     report()
