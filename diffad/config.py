@@ -153,7 +153,8 @@ AFTER_TRAINING = fields_with('data', 'detection', 'runtime')    # may be set whe
 # %% ../nbs/06_config.ipynb #e8583e85
 PRESETS = {
     'paper': dict(weights='raw'),   # the paper evaluates the trained weights: it mentions no moving average
-    'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2),
+    'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2,
+                weights='raw', sampler='ddim', steps=10, n_recon=4),   # detection: chosen on validation splits (below)
     'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8, holdout=0.25),
 }
 
