@@ -81,7 +81,8 @@ def report():
     out.append("\nMean criterion over the walks: " + ', '.join(f"{w} {100 * v:.1f}" for w, v in by_w.items())
                + f". {'Chosen' if done else 'Leading so far'}: weights {w_best}, walk {k_best} (criterion {100 * mean(w_best, k_best, 'criterion'):.1f}).\n")
     (HERE / 'select_defaults.md').write_text(''.join(out))
-    if done: (HERE / 'select_defaults.json').write_text(json.dumps(dict(weights=w_best, walk=k_best, by_weights=by_w, n_models=len(models)), indent=1))
+    fields = next(c for c in WALKS if walk_name(c) == k_best)               # the chosen walk as Config fields
+    if done: (HERE / 'select_defaults.json').write_text(json.dumps(dict(weights=w_best, walk=k_best, **fields, by_weights=by_w, n_models=len(models)), indent=1))
     print(''.join(out))
 
 if __name__ == '__main__':
