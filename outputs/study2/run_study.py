@@ -161,6 +161,17 @@ def report():
         for walk in walks_t200:
             main.append(f'\n## {name}, {walk}\n\n' + table(metric, walk))
     (out_dir / 'tables.md').write_text(''.join(main))
+    # summary: a row per noise, a column per walk at t0 200, means over the categories evaluated
+    summ = ['# Study 2 summary: test-set means over the categories evaluated\n\n', head,
+            'Each cell: I-AUROC / P-AUROC / AP (number of categories).\n\n',
+            '| noise | ' + ' | '.join(walks_t200) + ' |\n', '|---|' + '---|' * len(walks_t200) + '\n']
+    for n in noises:
+        cells = []
+        for walk in walks_t200:
+            sub = [r for r in test if r['noise_label'] == n and wl(r) == walk]
+            cells.append(' / '.join(f"{100 * np.mean([r[m] for r in sub]):.1f}" for m in ('i_auroc', 'p_auroc', 'p_ap')) + f" ({len(sub)})" if sub else '')
+        summ.append(f'| {n} | ' + ' | '.join(cells) + ' |\n')
+    (out_dir / 'summary.md').write_text(''.join(summ))
     # Table 3: depth, DDIM 10 (t0 200 from the main walks)
     t3 = ['# Table 3: diffusion depth t0 (DDIM 10 steps), mean over the categories evaluated\n\n', head,
           '| noise | metric | ' + ' | '.join(f't0 {t}' for t in depths) + ' |\n', '|---|---|' + '---|' * len(depths) + '\n']
@@ -203,7 +214,7 @@ def report():
     secs = {}
     for r in test: secs.setdefault(wl(r), []).append(r['seconds'] / r['n_images'])
     (out_dir / 'seconds.md').write_text('Seconds per test image (2-core CPU, shared): ' + ', '.join(f"{k} {np.mean(v):.2f}" for k, v in secs.items()) + '\n')
-    for f in ('tables.md', 'table3_depth.md', 'table4_filter.md', 'validation_choice.md'): print((out_dir / f).read_text())
+    for f in ('summary.md', 'tables.md', 'table3_depth.md', 'table4_filter.md', 'validation_choice.md'): print((out_dir / f).read_text())
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
