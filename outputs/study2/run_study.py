@@ -30,7 +30,8 @@ Run from the repository root:  .venv/bin/python outputs/study2/run_study.py [--d
 It resumes: finished trainings are reused (train(..., resume=True)), and every finished evaluation is a line of
 results.jsonl, which a rerun skips. `--report` only rewrites the tables under report/ from results.jsonl.
 `--train-only` trains the models (which needs only the gmm defaults settled) and evaluates nothing; `--categories`
-takes some categories of the plan, so that two processes can share the work (never two on one category).
+takes some categories of the plan, so that two processes can share the work (never two on one category);
+`--start-before HH:MM` starts no new model at or after that time, so that a sitting ends between models.
 """
 import argparse, json, time
 from pathlib import Path
@@ -90,7 +91,7 @@ def prerequisites(training:bool=False) -> list:
         missing.append(f"the {PLAN['preset']} preset's {cpu} are not the ones chosen in {det} (outputs/study_recon/select_defaults.py)")
     return missing
 
-def run(data_root:Path, train_only:bool=False, categories:list|None=None):
+def run(data_root:Path, train_only:bool=False, categories:list|None=None, start_before:str|None=None):
     from diffad.detect import Detector, evaluate, metrics_from_maps
     from diffad.noise import noise_params
     from diffad.config import get_config
@@ -108,6 +109,8 @@ def run(data_root:Path, train_only:bool=False, categories:list|None=None):
             todo = [(s, w) for s in PLAN['splits'] for w in walks
                     if (cat, label, s, w['sampler'], w['steps'] or w['t0'], w['reverse_z'], w['t0']) not in done]
             if not todo: continue
+            if start_before and time.strftime('%H:%M') >= start_before:   # a model must train and evaluate in one sitting: checkpoints are not kept
+                print(f"{time.strftime('%H:%M')}: not starting {cat} {label} (--start-before {start_before})", flush=True); return
             run_dir, X, val, test_ds = trained(data_root, ds, cat, noise, kw)
             if train_only: continue
             for split, w in todo:   # the preset's weights now, not the ones in the run's config.json (trained before the choice)
@@ -222,6 +225,7 @@ if __name__ == '__main__':
     p.add_argument('--report', action='store_true', help='only rewrite report/ from results.jsonl')
     p.add_argument('--train-only', action='store_true', help='train the models, evaluate nothing')
     p.add_argument('--categories', nargs='+', help="only these categories of the plan (default: all)")
+    p.add_argument('--start-before', metavar='HH:MM', help="start no model's training at or after this local time")
     a = p.parse_args()
-    if not a.report: run(Path(a.data), a.train_only, a.categories)
+    if not a.report: run(Path(a.data), a.train_only, a.categories, a.start_before)
     if not a.train_only: report()
