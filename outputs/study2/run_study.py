@@ -34,6 +34,7 @@ takes some categories of the plan, so that two processes can share the work (nev
 `--start-before HH:MM` starts no new model at or after that time, so that a sitting ends between models.
 """
 import argparse, json, time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +54,9 @@ def noise_label(name:str, kw:dict) -> str: return name + ''.join(f' {k}={v:g}' f
 def walk_label(w:dict) -> str:
     s = f"ddpm {w['t0']}, z {w['reverse_z']}" if w['sampler'] == 'ddpm' else f"ddim {w['steps']}"
     return s + ('' if w['t0'] == PLAN['walks'][0]['t0'] or w['sampler'] == 'ddpm' else f", t0 {w['t0']}")
+def planned_walks(noise:str) -> list:
+    "The walks PLAN runs for `noise`: for Gaussian training noise both z choices are one draw, so it runs once."
+    return [w for w in PLAN['walks'] if not (noise == 'gaussian' and w['reverse_z'] == 'gaussian')]
 def key(r:dict) -> tuple: return (r['category'], r['noise_label'], r['split'], r['sampler'], r['steps'], r['reverse_z'], r['t0'])
 
 def check_plan():
@@ -91,7 +95,7 @@ def prerequisites(training:bool=False) -> list:
         missing.append(f"the {PLAN['preset']} preset's {cpu} are not the ones chosen in {det} (outputs/study_recon/select_defaults.py)")
     return missing
 
-def run(data_root:Path, train_only:bool=False, categories:list|None=None, start_before:str|None=None):
+def run(data_root:Path, train_only:bool=False, categories:list|None=None, start_before:datetime|None=None):
     from diffad.detect import Detector, evaluate, metrics_from_maps
     from diffad.noise import noise_params
     from diffad.config import get_config
@@ -105,12 +109,11 @@ def run(data_root:Path, train_only:bool=False, categories:list|None=None, start_
         if categories and cat not in categories: continue
         for noise, kw in PLAN['noises']:
             label = noise_label(noise, kw)
-            walks = [w for w in PLAN['walks'] if not (noise == 'gaussian' and w['reverse_z'] == 'gaussian')]   # one draw for Gaussian noise
-            todo = [(s, w) for s in PLAN['splits'] for w in walks
+            todo = [(s, w) for s in PLAN['splits'] for w in planned_walks(noise)
                     if (cat, label, s, w['sampler'], w['steps'] or w['t0'], w['reverse_z'], w['t0']) not in done]
             if not todo: continue
-            if start_before and time.strftime('%H:%M') >= start_before:   # a model must train and evaluate in one sitting: checkpoints are not kept
-                print(f"{time.strftime('%H:%M')}: not starting {cat} {label} (--start-before {start_before})", flush=True); return
+            if start_before and datetime.now() >= start_before:   # a model must train and evaluate in one sitting: checkpoints are not kept
+                print(f"{datetime.now():%H:%M}: not starting {cat} {label} (--start-before {start_before:%H:%M})", flush=True); return
             run_dir, X, val, test_ds = trained(data_root, ds, cat, noise, kw)
             if train_only: continue
             for split, w in todo:   # the preset's weights now, not the ones in the run's config.json (trained before the choice)
@@ -167,11 +170,12 @@ def report():
     # summary: a row per noise, a column per walk at t0 200, means over the categories evaluated
     summ = ['# Study 2 summary: test-set means over the categories evaluated\n\n', head,
             'Each cell: I-AUROC / P-AUROC / AP (number of categories).\n\n']
-    n_walks = {n: sum(w['reverse_z'] == 'train' or not n.startswith('gaussian') for w in PLAN['walks']) for n in noises}
+    n_walks = {noise_label(n, kw): len(planned_walks(n)) for n, kw in PLAN['noises']}
     complete = [c for c in cats if all(len({wl(r) for r in test if r['category'] == c and r['noise_label'] == n}) == n_walks[n] for n in noises)]
-    for title, cs in (('All categories evaluated', cats),
-                      (f"Only the categories every noise has finished ({', '.join(complete) or 'none yet'}), so that the rows compare like with like", complete)):
-        if not cs or (cs == complete and complete == cats): continue
+    parts = [('All categories evaluated', cats)]
+    if complete and complete != cats:
+        parts.append((f"Only the categories every noise has finished ({', '.join(complete)}), so that the rows compare like with like", complete))
+    for title, cs in parts:
         summ += [f'## {title}\n\n', '| noise | ' + ' | '.join(walks_t200) + ' |\n', '|---|' + '---|' * len(walks_t200) + '\n']
         for n in noises:
             cells = []
@@ -225,13 +229,20 @@ def report():
     (out_dir / 'seconds.md').write_text('Seconds per test image (2-core CPU, shared): ' + ', '.join(f"{k} {np.mean(v):.2f}" for k, v in secs.items()) + '\n')
     for f in ('summary.md', 'tables.md', 'table3_depth.md', 'table4_filter.md', 'validation_choice.md'): print((out_dir / f).read_text())
 
+def next_time(hhmm:str) -> datetime:
+    "The next local time HH:MM from now (tomorrow's if today's has passed)."
+    try: t = datetime.strptime(hhmm, '%H:%M').time()
+    except ValueError: raise argparse.ArgumentTypeError(f"{hhmm!r} is not a time HH:MM") from None
+    at = datetime.combine(datetime.now().date(), t)
+    return at if at > datetime.now() else at + timedelta(days=1)
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default='../shared/data', help='folder holding piped/ and hazelnut_toy/')
     p.add_argument('--report', action='store_true', help='only rewrite report/ from results.jsonl')
     p.add_argument('--train-only', action='store_true', help='train the models, evaluate nothing')
     p.add_argument('--categories', nargs='+', help="only these categories of the plan (default: all)")
-    p.add_argument('--start-before', metavar='HH:MM', help="start no model's training at or after this local time")
+    p.add_argument('--start-before', metavar='HH:MM', type=next_time, help="start no model's training at or after this local time (its next occurrence)")
     a = p.parse_args()
     if not a.report: run(Path(a.data), a.train_only, a.categories, a.start_before)
     if not a.train_only: report()
