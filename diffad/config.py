@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ROLES', 'WEIGHTS', 'RESUMABLE', 'AFTER_TRAINING', 'PRESETS', 'LEGACY_NOISE_KWARGS', 'Config', 'fields_with',
            'get_config', 'mean_filter_size', 'make_noise', 'make_schedule', 'pin_noise', 'saved_config', 'model_kwargs',
-           'make_model', 'split_holdout', 'load_data', 'load_holdout', 'checkpoint_path', 'save_atomic',
-           'load_checkpoint', 'config_parser', 'config_overrides', 'one_line_errors']
+           'make_model', 'split_holdout', 'load_data', 'load_holdout', 'checkpoint_path', 'deferred_interrupt',
+           'save_atomic', 'load_checkpoint', 'config_parser', 'config_overrides', 'one_line_errors']
 
 # %% ../nbs/06_config.ipynb #c704b3d6
-import os, sys, json, pickle, tempfile, typing, argparse, warnings
+import os, sys, json, pickle, signal, tempfile, threading, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -241,19 +241,31 @@ def checkpoint_path(run:str|Path) -> Path:
     "Where a run folder keeps its latest checkpoint."
     return Path(run) / 'checkpoints' / 'last.pt'
 
+@contextmanager
+def deferred_interrupt():
+    "Hold SIGINT (Ctrl-C) until the block ends, then deliver it to the handler that was in place; a no-op off the main thread."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if old is None else old)
+        if got: signal.raise_signal(signal.SIGINT)
+
 def save_atomic(obj, # what to save: tensors and plain containers
                 path:str|Path, # the file, replaced atomically
                ) -> Path:
-    "`torch.save` to a temporary file in the same folder, fsync, then rename over `path`."
+    "`torch.save` to a temporary file in the same folder, fsync, then rename over `path`; a Ctrl-C waits until it is done."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
+    with deferred_interrupt():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp): os.unlink(tmp)
+            raise
     return path
 
 def load_checkpoint(path:str|Path, # checkpoint file
