@@ -6,13 +6,13 @@
 __all__ = ['AMP_MODES', 'SWITCHES', 'CHANNELS_LAST_AUTO', 'cap_threads', 'seed_everything', 'default_device', 'amp_dtype',
            'switch_on', 'prepare_model', 'autocast', 'to_pm1', 'from_pm1', 'show_images']
 
-# %% ../nbs/00_core.ipynb #b54b520e
+# %% ../nbs/00_core.ipynb #d4ec59a1
 import os, random
 import numpy as np
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_core.ipynb #5cc11630
+# %% ../nbs/00_core.ipynb #3fe0ef85
 def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (`IN_TEST`), else leave torch's choice
                ) -> int:
     "Cap torch's intra-op threads (one per process when notebooks are tested in parallel); returns the thread count in force."
@@ -22,7 +22,7 @@ def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (
 
 cap_threads()
 
-# %% ../nbs/00_core.ipynb #c06d11f7
+# %% ../nbs/00_core.ipynb #956263e4
 def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
                     device:str|torch.device='cpu', # device of the returned generator
                    ) -> torch.Generator:
@@ -33,7 +33,7 @@ def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CU
     g = torch.Generator(device=device); g.manual_seed(seed)
     return g
 
-# %% ../nbs/00_core.ipynb #c35ad8f1
+# %% ../nbs/00_core.ipynb #4d6579af
 def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None for the best available
                   ) -> torch.device:
     "The requested device, or the best available one (CUDA, then Apple MPS, then CPU)."
@@ -45,9 +45,8 @@ def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None 
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
-# %% ../nbs/00_core.ipynb #ed6a04eb
+# %% ../nbs/00_core.ipynb #21e24e60
 AMP_MODES = ('auto', 'bf16', 'fp16', 'none')
-SWITCHES = ('auto', 'on', 'off')
 
 def amp_dtype(amp:str, # 'auto' (bf16 on CUDA, off elsewhere), 'bf16', 'fp16' or 'none'
               device:torch.device, # the device the model runs on
@@ -57,7 +56,8 @@ def amp_dtype(amp:str, # 'auto' (bf16 on CUDA, off elsewhere), 'bf16', 'fp16' or
     if amp == 'auto': amp = 'bf16' if torch.device(device).type == 'cuda' else 'none'
     return {'bf16': torch.bfloat16, 'fp16': torch.float16, 'none': None}[amp]
 
-CHANNELS_LAST_AUTO = ('cuda', 'cpu')   # device types where channels_last='auto' is on
+# %% ../nbs/00_core.ipynb #7bea3644
+SWITCHES = ('auto', 'on', 'off')
 
 def switch_on(flag:str, # 'auto', 'on' or 'off'
               device:torch.device, # the device the model runs on
@@ -66,6 +66,9 @@ def switch_on(flag:str, # 'auto', 'on' or 'off'
     "Whether a speed switch (`channels_last`, `compile`) is on for `device`."
     if flag not in SWITCHES: raise ValueError(f"a speed switch must be one of {SWITCHES}, got {flag!r}")
     return flag == 'on' or (flag == 'auto' and torch.device(device).type in auto)
+
+# %% ../nbs/00_core.ipynb #9ab7fc5f
+CHANNELS_LAST_AUTO = ('cuda', 'cpu')   # device types where channels_last='auto' is on
 
 def prepare_model(model:torch.nn.Module, # the network
                   device:torch.device, # where it runs
@@ -79,6 +82,7 @@ def prepare_model(model:torch.nn.Module, # the network
     if switch_on(compile, device): model = torch.compile(model, backend=compile_backend)
     return model
 
+# %% ../nbs/00_core.ipynb #e9059171
 def autocast(amp:str, # the autocast mode (see `amp_dtype`)
              device:torch.device, # where the model runs
             ):
@@ -86,18 +90,19 @@ def autocast(amp:str, # the autocast mode (see `amp_dtype`)
     dt = amp_dtype(amp, device)
     return torch.autocast(torch.device(device).type, dtype=dt, enabled=dt is not None)
 
-# %% ../nbs/00_core.ipynb #e651a442
+# %% ../nbs/00_core.ipynb #3ddb3034
 def to_pm1(x:Tensor, # image in [0, 1]
           ) -> Tensor:
     "Map an image from [0, 1] to [-1, 1]."
     return x * 2 - 1
 
+# %% ../nbs/00_core.ipynb #12da11f9
 def from_pm1(x:Tensor, # image in [-1, 1] (values outside are clipped)
             ) -> Tensor:
     "Map an image from [-1, 1] back to [0, 1], clipping values that left the range."
     return ((x + 1) / 2).clamp(0, 1)
 
-# %% ../nbs/00_core.ipynb #cd2528d0
+# %% ../nbs/00_core.ipynb #39ef82bd
 def _as_hwc(img:Tensor, pm1:bool) -> np.ndarray:
     "One (C,H,W) or (H,W) tensor as an (H,W) or (H,W,3) numpy array ready for imshow."
     img = img.detach().float().cpu()
@@ -109,6 +114,7 @@ def _as_hwc(img:Tensor, pm1:bool) -> np.ndarray:
     elif pm1 and img.ndim == 2: img = from_pm1(img)
     return img.numpy()
 
+# %% ../nbs/00_core.ipynb #c2640214
 def show_images(imgs, # (B,C,H,W) tensor or list of (C,H,W)/(H,W) tensors
                 titles=None, # one title per image
                 ncols:int=8, # images per row

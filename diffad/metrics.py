@@ -24,6 +24,7 @@ def _to_numpy(x, # array, tensor or nested list
     if x.size == 0: raise ValueError(f"{name} is empty")
     return x
 
+# %% ../nbs/05_metrics.ipynb #e7c66af3
 def _scores(x, # scores: array or tensor
             name:str, # argument name for error messages
            ) -> np.ndarray:
@@ -35,6 +36,7 @@ def _scores(x, # scores: array or tensor
     if k in 'iu': return x
     raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
 
+# %% ../nbs/05_metrics.ipynb #aa3a561e
 def _binary(x, # ground truth: array or tensor of 0/1 or bool
             name:str, # argument name for error messages
            ) -> np.ndarray:
@@ -48,10 +50,12 @@ def _binary(x, # ground truth: array or tensor of 0/1 or bool
         raise ValueError(f"{name} must be binary (bool or 0/1), found values {bad}")
     return y
 
+# %% ../nbs/05_metrics.ipynb #0a6bacaf
 def _squeezed(shape:tuple) -> tuple:
     "The shape without its size-1 axes."
     return tuple(d for d in shape if d != 1)
 
+# %% ../nbs/05_metrics.ipynb #654cd9c8
 def _pair(y, # ground truth
           s, # scores
           ny:str, ns:str, # argument names for error messages
@@ -74,6 +78,7 @@ class _Ties(NamedTuple):
     neg_le:np.ndarray # (K,) negatives at or below v_k
     wsum:np.ndarray|None # (K,) sum of the positives' weights at v_k (AUPRO), or None
 
+# %% ../nbs/05_metrics.ipynb #c3c43ef9
 def _ties(y:np.ndarray, # bool ground truth, same shape as s
           s:np.ndarray, # real scores
           ny:str='labels', ns:str='scores', # argument names for error messages
@@ -99,6 +104,7 @@ def _auroc(t:_Ties) -> float:
     "Area under the ROC curve (trapezoid over distinct thresholds) from tie-grouped counts."
     return int(np.dot(t.cnt, t.neg_lt + t.neg_le)) / (2 * t.P * t.N)
 
+# %% ../nbs/05_metrics.ipynb #c3db7682
 def image_auroc(labels, # (N,) image labels, 1 = anomalous (array or tensor)
                 scores, # (N,) image anomaly scores, higher = more anomalous
                ) -> float:
@@ -106,6 +112,7 @@ def image_auroc(labels, # (N,) image labels, 1 = anomalous (array or tensor)
     y, s = _pair(labels, scores, 'labels', 'scores')
     return _auroc(_ties(y, s, 'labels', 'scores'))
 
+# %% ../nbs/05_metrics.ipynb #a152a849
 def pixel_auroc(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel
                 maps, # anomaly maps of the same shape, higher = more anomalous
                ) -> float:
@@ -119,6 +126,7 @@ def _ap(t:_Ties) -> float:
     tp = t.P - t.pos_lt; fp = t.N - t.neg_lt # (K,) at each threshold v_k
     return float(np.sum(t.cnt * (tp / (tp + fp))) / t.P)
 
+# %% ../nbs/05_metrics.ipynb #49fa37c2
 def pixel_ap(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel
              maps, # anomaly maps of the same shape, higher = more anomalous
             ) -> float:
@@ -132,6 +140,7 @@ def _f1(t:_Ties) -> float:
     tp = t.P - t.pos_lt; fp = t.N - t.neg_lt # (K,)
     return float(np.max(2 * tp / (tp + fp + t.P)))
 
+# %% ../nbs/05_metrics.ipynb #2dce4f65
 def f1_max(labels, # ground truth, 1 = anomalous: (N,) image labels or (N,H,W)/(N,1,H,W) masks
            scores, # scores of the same shape: image scores or anomaly maps
           ) -> float:
@@ -157,6 +166,7 @@ def _region_weights(m:np.ndarray, # (B,H,W) bool masks
         ws.append(1.0 / np.bincount(lab)[lab]); R += n
     return np.concatenate(ws), R
 
+# %% ../nbs/05_metrics.ipynb #add8d9d4
 def _pro_ties(masks, # (N,H,W) or (N,1,H,W) ground-truth masks
               maps, # anomaly maps of the same shape
               connectivity:int=8, # region connectivity: 8 or 4
@@ -169,6 +179,7 @@ def _pro_ties(masks, # (N,H,W) or (N,1,H,W) ground-truth masks
     w, R = _region_weights(y3, connectivity)
     return _ties(y, s, 'masks', 'maps', w / R)
 
+# %% ../nbs/05_metrics.ipynb #7a624d10
 def _pro_points(t:_Ties) -> tuple[np.ndarray, np.ndarray]:
     "PRO curve (FPR, PRO) from (0, 0) to (1, 1), two points per distinct positive value."
     wsum, neg_lt, neg_le = t.wsum[::-1], t.neg_lt[::-1], t.neg_le[::-1] # descending thresholds
@@ -178,6 +189,7 @@ def _pro_points(t:_Ties) -> tuple[np.ndarray, np.ndarray]:
     y = np.concatenate(([0.], np.column_stack([W0, W]).ravel(), [1.]))
     return x, y
 
+# %% ../nbs/05_metrics.ipynb #954bbf5d
 def _area_upto(x:np.ndarray, # (n,) nondecreasing, x[0] = 0, x[-1] = 1
                y:np.ndarray, # (n,) curve values
                xmax:float, # integration limit in (0, 1]
@@ -191,12 +203,14 @@ def _area_upto(x:np.ndarray, # (n,) nondecreasing, x[0] = 0, x[-1] = 1
         area += (xmax - xs[-1]) * (ys[-1] + yi) / 2
     return float(area)
 
+# %% ../nbs/05_metrics.ipynb #e1f4d1d3
 def _check_limit(fpr_limit, # the AUPRO integration limit to check
                 ):
     "Raise a ValueError unless `fpr_limit` is a number in (0, 1]."
     if isinstance(fpr_limit, bool) or not (isinstance(fpr_limit, (int, float, np.floating)) and 0 < fpr_limit <= 1):
         raise ValueError(f"fpr_limit must be a number in (0, 1], got {fpr_limit!r}")
 
+# %% ../nbs/05_metrics.ipynb #55523ddf
 def pro_curve(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel
               maps, # anomaly maps of the same shape, higher = more anomalous
               connectivity:int=8, # region connectivity: 8 (MVTec AD) or 4
@@ -204,6 +218,7 @@ def pro_curve(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pi
     "The PRO curve: (FPR, PRO) arrays from (0, 0) to (1, 1), piecewise linear between the points."
     return _pro_points(_pro_ties(masks, maps, connectivity))
 
+# %% ../nbs/05_metrics.ipynb #8fb2bb07
 def aupro(masks, # (N,H,W) or (N,1,H,W) ground-truth masks, 1 = anomalous pixel
           maps, # anomaly maps of the same shape, higher = more anomalous
           fpr_limit:float=0.3, # integrate the PRO curve up to this false positive rate

@@ -7,7 +7,7 @@ __all__ = ['NOISES', 'Noise', 'register_noise', 'get_noise', 'standardise', 'Noi
            'lattice_shift', 'simplex_octaves', 'SimplexNoise', 'gmm_fields', 'GMMNoise', 'PowerLawNoise', 'blob_masks',
            'BlobNoise', 'check_noise', 'noise_params', 'PerImageNoise', 'radial_spectrum']
 
-# %% ../nbs/01_noise.ipynb #b01f5fde
+# %% ../nbs/01_noise.ipynb #9c1869e7
 import inspect, math, numbers, warnings
 from typing import Protocol, runtime_checkable
 import numpy as np
@@ -15,14 +15,14 @@ import torch
 from torch import Tensor
 from fastcore.test import test_eq, test_close
 
-# %% ../nbs/01_noise.ipynb #7a53e2ba
+# %% ../nbs/01_noise.ipynb #507603a3
 @runtime_checkable
 class Noise(Protocol):
     "What the diffusion code needs from a noise: a `name` and `noise(shape, generator=None, device=None) -> (B,C,H,W) float32`."
     name: str
     def __call__(self, shape, generator:torch.Generator|None=None, device:str|torch.device|None=None) -> Tensor: ...
 
-# %% ../nbs/01_noise.ipynb #aa982231
+# %% ../nbs/01_noise.ipynb #45d2a78b
 NOISES = {}  # name -> noise class
 
 def register_noise(name:str, # the registry name; also set as the class attribute `name`
@@ -36,6 +36,7 @@ def register_noise(name:str, # the registry name; also set as the class attribut
         return cls
     return _register
 
+# %% ../nbs/01_noise.ipynb #cb9ab515
 def get_noise(noise, # a registered name or a noise object (returned unchanged)
               **kwargs, # parameters of the registered class, e.g. octaves=4 or K=16
              ) -> Noise:
@@ -51,7 +52,7 @@ def get_noise(noise, # a registered name or a noise object (returned unchanged)
         if k not in params: raise ValueError(f"unknown keyword {k!r} for noise {noise!r}; its parameters: {', '.join(params) or 'none'}")
     return cls(**kwargs)
 
-# %% ../nbs/01_noise.ipynb #8d623058
+# %% ../nbs/01_noise.ipynb #5f760819
 def _check_shape(shape) -> tuple:
     "The request shape as a tuple of four positive ints (B,C,H,W)."
     try: shape = tuple(int(s) for s in shape)
@@ -59,6 +60,7 @@ def _check_shape(shape) -> tuple:
     if len(shape) != 4 or min(shape) < 1: raise ValueError(f"shape must be 4 positive integers (B,C,H,W), got {shape!r}")
     return shape
 
+# %% ../nbs/01_noise.ipynb #bdfb4202
 def _devices(generator, device) -> tuple:
     "(device of the result, device to draw random numbers on)."
     if generator is not None and not isinstance(generator, torch.Generator): raise ValueError(f"generator must be a torch.Generator or None, got {generator!r}")
@@ -66,10 +68,12 @@ def _devices(generator, device) -> tuple:
     device = torch.device(device) if device is not None else (gdev or torch.device('cpu'))
     return device, (gdev or device)
 
+# %% ../nbs/01_noise.ipynb #aaad50ec
 def _draw(fn, *size, generator=None, gdev=None, device=None, **kw) -> Tensor:
     "`fn(*size)` (torch.rand, torch.randint, ...) drawn on the generator's device `gdev`, returned on `device`."
     return fn(*size, generator=generator, device=gdev, **kw).to(device)
 
+# %% ../nbs/01_noise.ipynb #5e7d1b2b
 def standardise(x:Tensor, # (..., H, W) fields
                ) -> Tensor:
     "Shift and scale every (H, W) field of `x` to mean 0 and standard deviation 1 over its pixels."
@@ -78,11 +82,13 @@ def standardise(x:Tensor, # (..., H, W) fields
     s = x.std((-2, -1), keepdim=True, correction=0)
     return (x - m) / s.clamp_min(1e-12)
 
+# %% ../nbs/01_noise.ipynb #de3810ec
 def _check_number(name:str, v, ok, what:str) -> float:
     "`v` as a float if it is a finite real number (not a bool) for which `ok(v)` holds; else a one-line ValueError naming `name`."
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not ok(v): raise ValueError(f"{name} must be {what}, got {v!r}")
     return float(v)
 
+# %% ../nbs/01_noise.ipynb #77365e1c
 class NoiseBase:
     """Base class of diffad's noises: subclasses set their parameters in `__init__` and implement either `sample(shape, generator, gdev, device)`,
     or `draws(shape, generator, gdev, device)` (the random numbers, a tuple of tensors whose batch dims are `draw_dims`) and `fields(draws, shape, device)`."""
@@ -110,7 +116,7 @@ class NoiseBase:
         args = ', '.join(f"{k}={getattr(self, k)!r}" for k in inspect.signature(type(self)).parameters)
         return f"{type(self).__name__}({args})"
 
-# %% ../nbs/01_noise.ipynb #d3af2f59
+# %% ../nbs/01_noise.ipynb #9ace5d81
 @register_noise('gaussian')
 class GaussianNoise(NoiseBase):
     "I.i.d. standard normal noise per pixel."
@@ -120,18 +126,15 @@ class GaussianNoise(NoiseBase):
             generator = torch.Generator(device=device).manual_seed(seed)
         return torch.randn(shape, generator=generator, device=device)
 
-# %% ../nbs/01_noise.ipynb #e6ab56d8
-_STRETCH, _SQUISH, _NORM = -1.0 / 6, 1.0 / 3, 103.0   # opensimplex's 3D constants
-_GRAD3 = [-11, 4, 4, -4, 11, 4, -4, 4, 11,   11, 4, 4, 4, 11, 4, 4, 4, 11,   -11, -4, 4, -4, -11, 4, -4, -4, 11,
-          11, -4, 4, 4, -11, 4, 4, -4, 11,   -11, 4, -4, -4, 11, -4, -4, 4, -11,   11, 4, -4, 4, 11, -4, 4, 4, -11,
-          -11, -4, -4, -4, -11, -4, -4, -4, -11,   11, -4, -4, 4, -11, -4, 4, -4, -11]   # 24 gradients (x, y, z)
-
+# %% ../nbs/01_noise.ipynb #a1851917
 _LCG_A, _LCG_C = 6364136223846793005, 1442695040888963407   # opensimplex's 64-bit LCG: s -> A s + C (mod 2^64)
 def _lcg_jumps(n:int) -> tuple:
     "(A_k, C_k) for k = 1..n as uint64 arrays: k steps of the LCG are s -> A_k s + C_k (mod 2^64)."
     A, C, a, c = [], [], 1, 0
     for _ in range(n): a, c = a * _LCG_A % 2**64, (c * _LCG_A + _LCG_C) % 2**64; A.append(a); C.append(c)
     return np.array(A, dtype=np.uint64), np.array(C, dtype=np.uint64)
+
+# %% ../nbs/01_noise.ipynb #351f6932
 _JUMP_A, _JUMP_C = _lcg_jumps(3 + 256)
 _WRAP_MOD = np.array([2**64 % (i + 1) for i in range(255, -1, -1)], dtype=np.int64)   # 2^64 mod (i + 1): a negative state's correction
 
@@ -149,11 +152,17 @@ def _perm_tables(seeds) -> tuple:
         source[rows, r[:, j]] = source[:, i]
     return perm, (perm % 24) * 3
 
+# %% ../nbs/01_noise.ipynb #09b45a75
+_GRAD3 = [-11, 4, 4, -4, 11, 4, -4, 4, 11,   11, 4, 4, 4, 11, 4, 4, 4, 11,   -11, -4, 4, -4, -11, 4, -4, -4, 11,
+          11, -4, 4, 4, -11, 4, 4, -4, 11,   -11, 4, -4, -4, 11, -4, -4, 4, -11,   11, 4, -4, 4, 11, -4, 4, 4, -11,
+          -11, -4, -4, -4, -11, -4, -4, -4, -11,   11, -4, -4, 4, -11, -4, 4, -4, -11]   # 24 gradients (x, y, z)
+
 def _hash_tables(seeds, device, dtype) -> tuple:
     "Lookup tables for the gradients of seeds `seeds`: (perm, pgi) flattened to (S*256,), and the 24 gradients."
     perm, pgi = _perm_tables(seeds)
     return (torch.from_numpy(perm).to(device).view(-1), torch.from_numpy(pgi).to(device).view(-1), torch.tensor(_GRAD3, dtype=dtype, device=device))
 
+# %% ../nbs/01_noise.ipynb #34ef7cb4
 def _gradients(X:Tensor, Y:Tensor, Z:Tensor, # integer lattice coordinates, any shape (same for all three)
                tables:tuple, # from `_hash_tables`
                table:Tensor|None=None, # which seed's table each point uses, broadcastable to X (default: the first)
@@ -165,7 +174,7 @@ def _gradients(X:Tensor, Y:Tensor, Z:Tensor, # integer lattice coordinates, any 
     gi = pgi.index_select(0, at((h.view(X.shape) + Z) & 255))
     return torch.stack([grad.index_select(0, gi), grad.index_select(0, gi + 1), grad.index_select(0, gi + 2)]).view(3, *X.shape)
 
-# %% ../nbs/01_noise.ipynb #694adcc9
+# %% ../nbs/01_noise.ipynb #b14560a4
 def _extra_points(region:int, # 1: tetrahedron at (0,0,0), 2: tetrahedron at (1,1,1), 3: octahedron
                   c:int, # regions 1, 2: opensimplex's code c; region 3: the closest point a
                   b:int=0, # region 3: the second closest point b
@@ -195,6 +204,7 @@ def _extra_points(region:int, # 1: tetrahedron at (0,0,0), 2: tetrahedron at (1,
         return minus(c1), two(c2)
     return (x[0], y[0], z[0]), (x[1], y[1], z[1])
 
+# %% ../nbs/01_noise.ipynb #dc556b56
 def _key_tables() -> Tensor:
     "(8192, 2, 3) extra offsets for every 13-bit key: 6 bits for the tetrahedra, 6 for the octahedron, 1 for 'octahedron'."
     out = []
@@ -216,14 +226,40 @@ def _key_tables() -> Tensor:
     return torch.tensor(out)
 
 _EXTRA = _key_tables()                                                          # (8192, 2, 3)
+
+# %% ../nbs/01_noise.ipynb #a27c0b0c
+_STRETCH, _SQUISH, _NORM = -1.0 / 6, 1.0 / 3, 103.0   # opensimplex's 3D constants
+
+# %% ../nbs/01_noise.ipynb #f80bc7de
 _CORNERS = torch.tensor([(0,0,0), (1,0,0), (0,1,0), (0,0,1), (1,1,0), (1,0,1), (0,1,1), (1,1,1)])
 _pc = _CORNERS.sum(1)
 _CORNER_OK = torch.stack([_pc <= 1, (_pc >= 1) & (_pc <= 2), _pc >= 2]).double()  # (region, corner): used by the region
+
+# %% ../nbs/01_noise.ipynb #e7b840b4
 _skew = lambda o: o + o.sum(-1, keepdim=True) * _SQUISH                          # lattice offset -> position offset
 _CORNER_V = _skew(_CORNERS.double())                                            # (8, 3)
 _EXTRA_V = _skew(_EXTRA.double()).permute(2, 0, 1).reshape(3, -1)              # (3, 8192*2)
 
-# %% ../nbs/01_noise.ipynb #0b121271
+# %% ../nbs/01_noise.ipynb #b7b0af6c
+def _branch_key(xi:Tensor, yi:Tensor, zi:Tensor, # (n,) position inside the cell
+                ins:Tensor, # (n,) xi + yi + zi
+                r2:Tensor, r3:Tensor, # (n,) bool: in the tetrahedron at (1,1,1); in the octahedron
+               ) -> Tensor: # (n,) long keys into `_EXTRA`
+    "The outcome of opensimplex's comparisons for each point, as the 13-bit key of `_key_tables`."
+    u8 = lambda b: b.to(torch.uint8)
+    # tetrahedra: in region 2 opensimplex reverses every comparison, so negate the scores there
+    sg = 1 - 2 * r2.to(xi.dtype)
+    xa, ya, za = xi * sg, yi * sg, zi * sg
+    wins = (1 - torch.where(r2, ins - 2, ins)) * sg                     # 1 - ins, or -(3 - ins)
+    med = torch.maximum(torch.minimum(xa, ya), torch.minimum(torch.maximum(xa, ya), za))
+    k12 = u8(xa >= ya) + 2 * u8(za > ya) + 4 * u8(za > xa) + 8 * u8(ya > za) + 16 * u8(wins > med) + 32 * u8(r2)
+    # octahedron
+    q1, q2, q3 = xi + yi - 1, xi + zi - 1, yi + zi - 1
+    a1, a2, a3 = q1.abs(), q2.abs(), q3.abs()
+    k3 = u8(q1 > 0) + 2 * u8(q2 > 0) + 4 * u8(q3 > 0) + 8 * u8(a1 <= a2) + 16 * u8(a1 < a3) + 32 * u8(a2 < a3)
+    return k12.long() + 64 * k3.long() + 4096 * r3.long()
+
+# %% ../nbs/01_noise.ipynb #b1c99c14
 def _simplex_geometry(x:Tensor, y:Tensor, z:Tensor, # (n,) coordinates
                      ) -> tuple:
     "Per point: d (3,n,10) offsets to the 10 candidate lattice points, a4 (n,10) weights (0 if unused), cells (3,n), key (n,)."
@@ -237,18 +273,7 @@ def _simplex_geometry(x:Tensor, y:Tensor, z:Tensor, # (n,) coordinates
     d0 = torch.stack([x - (xb + t), y - (yb + t), z - (zb + t)])        # p - cell origin, (3,n)
     r1, r2 = ins <= 1, ins >= 2
     r3 = ~(r1 | r2)
-    u8 = lambda b: b.to(torch.uint8)
-    # tetrahedra: in region 2 opensimplex reverses every comparison, so negate the scores there
-    sg = 1 - 2 * r2.to(dt)
-    xa, ya, za = xi * sg, yi * sg, zi * sg
-    wins = (1 - torch.where(r2, ins - 2, ins)) * sg                     # 1 - ins, or -(3 - ins)
-    med = torch.maximum(torch.minimum(xa, ya), torch.minimum(torch.maximum(xa, ya), za))
-    k12 = u8(xa >= ya) + 2 * u8(za > ya) + 4 * u8(za > xa) + 8 * u8(ya > za) + 16 * u8(wins > med) + 32 * u8(r2)
-    # octahedron
-    q1, q2, q3 = xi + yi - 1, xi + zi - 1, yi + zi - 1
-    a1, a2, a3 = q1.abs(), q2.abs(), q3.abs()
-    k3 = u8(q1 > 0) + 2 * u8(q2 > 0) + 4 * u8(q3 > 0) + 8 * u8(a1 <= a2) + 16 * u8(a1 < a3) + 32 * u8(a2 < a3)
-    key = k12.long() + 64 * k3.long() + 4096 * r3.long()
+    key = _branch_key(xi, yi, zi, ins, r2, r3)
     ki = (2 * key[:, None] + torch.arange(2, device=dev)).view(-1)
     d = torch.empty(3, n, 10, dtype=dt, device=dev)
     torch.sub(d0[:, :, None], _CORNER_V.to(dev, dt).T[:, None, :], out=d[:, :, :8])
@@ -258,6 +283,7 @@ def _simplex_geometry(x:Tensor, y:Tensor, z:Tensor, # (n,) coordinates
     a4 = a4.square_().square_()
     return d, a4, torch.stack([xb, yb, zb]), key
 
+# %% ../nbs/01_noise.ipynb #8e3cb9f5
 def _candidates(cells:Tensor, key:Tensor, # (3,n) cells and (n,) keys from `_simplex_geometry`
                ) -> Tensor:
     "(3,n,10) integer lattice coordinates of the 10 candidates."
@@ -265,6 +291,7 @@ def _candidates(cells:Tensor, key:Tensor, # (3,n) cells and (n,) keys from `_sim
     ext = _EXTRA.to(dev).index_select(0, key).permute(2, 0, 1)          # (3,n,2)
     return torch.cat([_CORNERS.to(dev).T[:, None, :].expand(3, n, 8), ext], 2) + cells.long()[:, :, None]
 
+# %% ../nbs/01_noise.ipynb #9fd5d127
 def simplex_noise3(x:Tensor, y:Tensor, z:Tensor, # coordinates, broadcastable to one shape
                    seed:int=3, # opensimplex seed (its default is 3)
                   ) -> Tensor:
@@ -283,17 +310,22 @@ def simplex_noise3(x:Tensor, y:Tensor, z:Tensor, # coordinates, broadcastable to
         out[i:i + step] = (a4 * (g * d).sum(0)).sum(1) / _NORM
     return out.view(shape)
 
-# %% ../nbs/01_noise.ipynb #db72fee1
-_ORIGIN = (0.2113, 0.5477, 0.3311)   # a generic point: no pixel of the grid lies on a branch boundary
-
+# %% ../nbs/01_noise.ipynb #36adfc0c
 def lattice_shift(n:Tensor, # (...,3) integer lattice translations
                  ) -> Tensor:
     "The translation in noise coordinates, (...,3) float64, of the lattice vector `n`."
     n = n.double()
     return n + n.sum(-1, keepdim=True) * _SQUISH
 
-def _rows_matrix(W:int, wavelengths:list, amps:list, rows:slice, device) -> tuple:
-    "The pixel rows `rows` of every octave as one sparse structure with a row per (octave, pixel): (crow, lattice point per entry, weights (nnz,3), lattice points (3,nv), their octave (nv,))."
+# %% ../nbs/01_noise.ipynb #d3e17f24
+_ORIGIN = (0.2113, 0.5477, 0.3311)   # a generic point: no pixel of the grid lies on a branch boundary
+
+def _grid_geometry(W:int, # grid width in pixels
+                   wavelengths:list, # wavelength of each octave in pixels
+                   rows:slice, # the pixel rows of the chunk
+                   device, # where the geometry is computed
+                  ) -> tuple:
+    "`_simplex_geometry` of the pixels of `rows` in every octave, a row per (octave, pixel): d, a4, cells (long, not reduced), key."
     O, h = len(wavelengths), rows.stop - rows.start
     lam = torch.tensor(wavelengths, dtype=torch.float64)[:, None]
     j = torch.arange(W, dtype=torch.float64) / lam + _ORIGIN[0]                      # (O,W) noise coordinates
@@ -305,6 +337,15 @@ def _rows_matrix(W:int, wavelengths:list, amps:list, rows:slice, device) -> tupl
     d, a4, cells, key = _simplex_geometry(x, y, torch.full_like(x, _ORIGIN[2]))
     qx, qy = qx.long().to(device)[:, None, :], qy.long().to(device)[:, :, None]
     cells = cells.long() + torch.stack([5 * qx - qy, 5 * qy - qx, -(qx + qy)]).reshape(3, n)   # undo the reduction
+    return d, a4, cells, key
+
+# %% ../nbs/01_noise.ipynb #47527477
+def _lattice_box(cells:Tensor, # (3,n) cells of the points
+                 key:Tensor, # (n,) their keys
+                 po:Tensor, # (n,) octave of each point
+                ) -> tuple:
+    "(ids (n,10) of the 10 candidates of each point in the box, the box's lower corner lo (3,), its strides (sX, sY, sO))."
+    device, n = key.device, key.numel()
     # number the lattice points inside a box over (octave, X, Y, 4Z+X+Y): 4Z+X+Y is nearly constant on a plane of fixed z
     off = torch.cat([_CORNERS, _EXTRA.view(-1, 3)]).to(device)
     ob = 4 * off[:, 2] + off[:, 0] + off[:, 1]
@@ -312,26 +353,45 @@ def _rows_matrix(W:int, wavelengths:list, amps:list, rows:slice, device) -> tupl
     lo = cb.amin(1) + torch.stack([off[:, 0].min(), off[:, 1].min(), ob.min()])
     ext = cb.amax(1) + torch.stack([off[:, 0].max(), off[:, 1].max(), ob.max()]) - lo + 1
     sY, sX, sO = ext[2], ext[1] * ext[2], ext.prod()
-    po = torch.arange(O, device=device).repeat_interleave(h * W)                    # octave of each point
     base = po * sO + (cb[0] - lo[0]) * sX + (cb[1] - lo[1]) * sY + (cb[2] - lo[2])
     delta = off[:, 0] * sX + off[:, 1] * sY + ob
     lid = torch.empty(n, 10, dtype=torch.long, device=device)
     torch.add(base[:, None], delta[:8], out=lid[:, :8])
     ki = (2 * key[:, None] + torch.arange(2, device=device)).view(-1)
     torch.add(base[:, None], delta[8:].index_select(0, ki).view(n, 2), out=lid[:, 8:])
+    return lid, lo, (sX, sY, sO)
+
+# %% ../nbs/01_noise.ipynb #a83524ab
+def _box_points(lid:Tensor, # (nnz,) box ids of the entries with weight
+                lo:Tensor, strides:tuple, # the box, from `_lattice_box`
+                O:int, # number of octaves
+               ) -> tuple:
+    "(lattice point of each entry (nnz,), the lattice points used (3,nv), their octave (nv,)), numbered in box order."
+    sX, sY, sO = strides
+    mark = torch.zeros(O * int(sO), dtype=torch.long, device=lid.device).index_fill_(0, lid, 1)
+    vid = (mark.cumsum(0) - 1).index_select(0, lid)                                     # entry -> lattice point
+    u = mark.nonzero()[:, 0]
+    o, u = u // sO, u % sO
+    X, Y, Bd = u // sX + lo[0], (u % sX) // sY + lo[1], u % sY + lo[2]
+    return vid, torch.stack([X, Y, torch.div(Bd - X - Y, 4, rounding_mode='floor')]), o
+
+# %% ../nbs/01_noise.ipynb #ad307adc
+def _rows_matrix(W:int, wavelengths:list, amps:list, rows:slice, device) -> tuple:
+    "The pixel rows `rows` of every octave as one sparse structure with a row per (octave, pixel): (crow, lattice point per entry, weights (nnz,3), lattice points (3,nv), their octave (nv,))."
+    d, a4, cells, key = _grid_geometry(W, wavelengths, rows, device)
+    O, n = len(wavelengths), key.numel()
+    po = torch.arange(O, device=device).repeat_interleave(n // O)                   # octave of each point
+    lid, lo, strides = _lattice_box(cells, key, po)
     keep = (a4.view(-1) > 0).nonzero()[:, 0]                                           # entries with weight
     lid = lid.view(-1).index_select(0, keep)
     a4 *= torch.tensor(amps, device=device, dtype=a4.dtype).index_select(0, po)[:, None]
     wts = torch.stack([(d[c] * a4).view(-1).index_select(0, keep) for c in range(3)], 1)   # (nnz,3)
     crow = torch.zeros(n + 1, dtype=torch.long, device=device)
     torch.cumsum(torch.bincount(keep // 10, minlength=n), 0, out=crow[1:])
-    mark = torch.zeros(O * int(sO), dtype=torch.long, device=device).index_fill_(0, lid, 1)
-    vid = (mark.cumsum(0) - 1).index_select(0, lid)                                     # entry -> lattice point
-    u = mark.nonzero()[:, 0]
-    o, u = u // sO, u % sO
-    X, Y, Bd = u // sX + lo[0], (u % sX) // sY + lo[1], u % sY + lo[2]
-    return crow, vid, wts, torch.stack([X, Y, torch.div(Bd - X - Y, 4, rounding_mode='floor')]), o
+    vid, V, o = _box_points(lid, lo, strides, O)
+    return crow, vid, wts, V, o
 
+# %% ../nbs/01_noise.ipynb #dbd63405
 def _simplex_matrices(H:int, W:int, octaves:int, persistence:float, wavelength:float, device, sparse:bool) -> list:
     "Per chunk of pixel rows: (rows, matrix, lattice points (3,nv), their octave (nv,)); all that does not depend on the seed or the translations."
     lams, amps = [wavelength / 2 ** o for o in range(octaves)], [persistence ** o / _NORM for o in range(octaves)]
@@ -348,6 +408,7 @@ def _simplex_matrices(H:int, W:int, octaves:int, persistence:float, wavelength:f
         chunks.append((rows, mat, V, oct_id))
     return chunks
 
+# %% ../nbs/01_noise.ipynb #4488a9f9
 def _product(mat, G:Tensor, # (nv,3,fields) gradients of the lattice points
             ) -> Tensor:
     "(octaves * pixels, fields): a chunk's matrix times the gradients."
@@ -359,6 +420,7 @@ def _product(mat, G:Tensor, # (nv,3,fields) gradients of the lattice points
         out.index_add_(0, rows[sl], torch.einsum('ec,ecm->em', wts[sl], G.index_select(0, vid[sl])))
     return out
 
+# %% ../nbs/01_noise.ipynb #dd6df564
 def simplex_octaves(H:int, W:int, # grid size in pixels
                     shifts:Tensor, # (octaves, fields, 3) integer lattice translations, one per octave and field
                     seed, # opensimplex seed (the permutation), or a list of seeds with `table` saying which one each field uses
@@ -384,7 +446,7 @@ def simplex_octaves(H:int, W:int, # grid size in pixels
         out[rows.start * W:rows.stop * W] = _product(mat, G.transpose(0, 1)).view(O, -1, m).sum(0)
     return out.T.reshape(m, H, W)
 
-# %% ../nbs/01_noise.ipynb #0a2fe091
+# %% ../nbs/01_noise.ipynb #9a0b82bc
 @register_noise('simplex')
 class SimplexNoise(NoiseBase):
     "Multi-octave 3D simplex noise as in AnoDDPM, a new field per image and channel, standardised per field."
@@ -418,7 +480,7 @@ class SimplexNoise(NoiseBase):
     def __getstate__(self):   # copies and pickles leave the cached matrices behind; they are rebuilt on use
         return {k: v for k, v in self.__dict__.items() if k not in ('_mats', '_key')}
 
-# %% ../nbs/01_noise.ipynb #3c1c509a
+# %% ../nbs/01_noise.ipynb #f1120f5e
 _BUMP_CUT = 40.0   # a Gaussian term exp(-a) with a > _BUMP_CUT (< 4e-18) is set to exactly 0
 
 def _bumps(u:Tensor, # (P,) pixel centres as fractions of the image
@@ -435,6 +497,7 @@ def _bumps(u:Tensor, # (P,) pixel centres as fractions of the image
         out = e if out is None else out.add_(e)
     return out
 
+# %% ../nbs/01_noise.ipynb #cfb4d428
 def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
                sigma:Tensor, # (n,K,2) widths (x, y) as fractions of the image
                w:Tensor, # (n,K) weights
@@ -449,10 +512,15 @@ def gmm_fields(mu:Tensor, # (n,K,2) means (x, y) as fractions of the image
     ey = _bumps(v, mu[..., 1:], sigma[..., 1:], periodic) * w[..., None]     # (n,K,H)
     return torch.bmm(ey.transpose(1, 2), ex)
 
+# %% ../nbs/01_noise.ipynb #5efc1889
 @register_noise('gmm')
 class GMMNoise(NoiseBase):
     "Gaussian-mixture noise (paper eqs. 7-8): per field K random 2D Gaussians with U[0,1] weights, standardised."
     def __init__(self,
+                 # K, sigma_min, sigma_max: chosen by the gmm study (nbs/studies/gmm.ipynb) on validation splits of PA_BDP01_TL and
+                 # hazelnut under the paper's DDPM walk, the best DDPM row by the mean of I-AUROC and P-AUROC: 96.4 % (I-AUROC 100.0,
+                 # P-AUROC 92.9; t0 = 300, filter 11, z from the training noise), against 95.3 % for the former
+                 # K = 32, widths 0.05-0.15 (wrapped; 80.3 % as the plain sum)
                  K:int=128, # number of Gaussians per image and channel
                  sigma_min:float=0.02, # smallest width, as a fraction of the image size
                  sigma_max:float=0.06, # largest width, as a fraction of the image size
@@ -477,17 +545,19 @@ class GMMNoise(NoiseBase):
         sigma = (self.sigma_min + (self.sigma_max - self.sigma_min) * r[2:4]).permute(1, 2, 0)
         return standardise(gmm_fields(mu, sigma, w, H, W, self.periodic)).view(B, C, H, W)
 
-# %% ../nbs/01_noise.ipynb #e47e0d9c
+# %% ../nbs/01_noise.ipynb #5a31d76d
 def _rfft_freqs(H:int, W:int, device) -> Tensor:
     "(H, W//2+1) radial frequency sqrt(fy^2 + fx^2), in cycles per pixel, of the `torch.fft.rfft2` coefficients of an H x W field."
     return torch.sqrt(torch.fft.fftfreq(H, device=device)[:, None] ** 2 + torch.fft.rfftfreq(W, device=device)[None, :] ** 2)
 
+# %% ../nbs/01_noise.ipynb #83b9ac19
 def _fourier_filter(x:Tensor, # (..., H, W) real fields
                     gain:Tensor, # (H, W//2+1) real gain of each rfft2 coefficient
                    ) -> Tensor:
     "(..., H, W) the fields with their Fourier coefficients multiplied by `gain`: a circular (periodic) convolution."
     return torch.fft.irfft2(torch.fft.rfft2(x) * gain, s=x.shape[-2:])
 
+# %% ../nbs/01_noise.ipynb #e75eb619
 @register_noise('powerlaw')
 class PowerLawNoise(NoiseBase):
     "Gaussian noise with a radial power spectrum proportional to 1/f^alpha, standardised per field."
@@ -508,12 +578,25 @@ class PowerLawNoise(NoiseBase):
         amp = torch.where(f > 0, (f * max(H, W)) ** (-self.alpha / 2), 0.0)          # f^(-alpha/2) up to a constant, 0 at f = 0
         return standardise(_fourier_filter(white, amp)).view(B, C, H, W)
 
-# %% ../nbs/01_noise.ipynb #d51783ed
+# %% ../nbs/01_noise.ipynb #1d3d5595
 def _check_blobs(coverage, size) -> tuple:
     "(coverage, size) as floats, checked."
     return (_check_number('coverage', coverage, lambda v: 0 < v < 1, 'a fraction of the pixels in (0, 1)'),
             _check_number('size', size, lambda v: v > 0, 'a positive fraction of the image side'))
 
+# %% ../nbs/01_noise.ipynb #d63114d5
+def _masks_of(white:Tensor, # (B,H,W) white Gaussian fields
+              coverage:float, size:float, # as in `blob_masks`
+             ) -> Tensor:
+    "(B,1,H,W) the masks `blob_masks` makes from its white fields."
+    B, H, W = white.shape
+    sigma = size * min(H, W)                                                           # blur width in pixels
+    smooth = _fourier_filter(white, torch.exp(-2 * math.pi ** 2 * sigma ** 2 * _rfft_freqs(H, W, white.device) ** 2))
+    k = min(max(round(coverage * H * W), 1), H * W - 1)                               # pixels inside a mask
+    thr = smooth.view(B, -1).kthvalue(H * W - k, 1).values                            # (B,) each field's (1 - coverage) quantile
+    return (smooth > thr[:, None, None])[:, None]
+
+# %% ../nbs/01_noise.ipynb #01352340
 def blob_masks(B:int, # number of masks (one per image)
                H:int, W:int, # mask size in pixels
                coverage:float=0.1, # fraction of the pixels inside the blobs, in (0, 1)
@@ -527,18 +610,7 @@ def blob_masks(B:int, # number of masks (one per image)
     device, gdev = _devices(generator, device)
     return _masks_of(_draw(torch.randn, B, H, W, generator=generator, gdev=gdev, device=device), coverage, size)
 
-def _masks_of(white:Tensor, # (B,H,W) white Gaussian fields
-              coverage:float, size:float, # as in `blob_masks`
-             ) -> Tensor:
-    "(B,1,H,W) the masks `blob_masks` makes from its white fields."
-    B, H, W = white.shape
-    sigma = size * min(H, W)                                                           # blur width in pixels
-    smooth = _fourier_filter(white, torch.exp(-2 * math.pi ** 2 * sigma ** 2 * _rfft_freqs(H, W, white.device) ** 2))
-    k = min(max(round(coverage * H * W), 1), H * W - 1)                               # pixels inside a mask
-    thr = smooth.view(B, -1).kthvalue(H * W - k, 1).values                            # (B,) each field's (1 - coverage) quantile
-    return (smooth > thr[:, None, None])[:, None]
-
-# %% ../nbs/01_noise.ipynb #64025576
+# %% ../nbs/01_noise.ipynb #043c4f4e
 @register_noise('blobs')
 class BlobNoise(NoiseBase):
     "White Gaussian noise `contrast` times stronger inside a few random defect-sized blobs per image, standardised per field."
@@ -562,7 +634,7 @@ class BlobNoise(NoiseBase):
         m = _masks_of(white, self.coverage, self.size)                                 # (B,1,H,W), the same in every channel
         return standardise((1 + (self.contrast - 1) * m) * g)
 
-# %% ../nbs/01_noise.ipynb #356944c6
+# %% ../nbs/01_noise.ipynb #297680c2
 def check_noise(noise, # a noise object or a registered name
                 device:str|torch.device='cpu', # device to test on
                 shapes=((6, 3, 17, 23), (5, 1, 16, 16)), # requests to test (3 and 1 channels, odd sizes)
@@ -590,12 +662,13 @@ def check_noise(noise, # a noise object or a registered name
     m = noise((256, 1, 16, 16), generator=gen(2), device=device).mean(0).abs().max().item()   # every pixel: mean 0 over draws
     assert m < 5 / 16, f"{noise.name}: a pixel has mean {m:.3f} over 256 draws (more than 5 standard errors from 0): the noise is not stationary"
 
-# %% ../nbs/01_noise.ipynb #573378b3
+# %% ../nbs/01_noise.ipynb #af5d0f58
 def noise_params(noise:Noise, # a noise object
                 ) -> dict:
     "The constructor arguments of a noise object by name: `get_noise(noise.name, **noise_params(noise))` rebuilds it."
     return {k: getattr(noise, k) for k in inspect.signature(type(noise)).parameters}
 
+# %% ../nbs/01_noise.ipynb #a8ae933a
 class PerImageNoise:
     "A `Noise` that draws image i of a batch with generator i alone, so no image's draw depends on the others."
     def __init__(self,
@@ -611,7 +684,7 @@ class PerImageNoise:
         return torch.cat([self.noise((1, *shape[1:]), generator=g, device=device) for g in self.generators])
     def __repr__(self): return f"PerImageNoise({self.noise!r}, {len(self.generators)} generators)"
 
-# %% ../nbs/01_noise.ipynb #83fe1af2
+# %% ../nbs/01_noise.ipynb #845c3de2
 def radial_spectrum(x:Tensor, # (..., H, W) fields
                    ) -> tuple:
     "(f, P): the power spectrum of the fields averaged over leading dims and over rings of radius f (cycles/pixel, bins of 1/max(H,W))."

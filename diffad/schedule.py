@@ -5,14 +5,13 @@
 # %% auto #0
 __all__ = ['SAMPLERS', 'REVERSE_Z', 'linear_betas', 'DDPMSchedule', 'Oracle']
 
-# %% ../nbs/02_schedule.ipynb #76f65156
+# %% ../nbs/02_schedule.ipynb #f1acdb7f
 import math, numbers
-from fastcore.basics import patch
 from typing import Callable, Iterator
 import torch
 from torch import Tensor
 
-# %% ../nbs/02_schedule.ipynb #3d2ba81a
+# %% ../nbs/02_schedule.ipynb #ba97febb
 def linear_betas(T:int=1000, # number of diffusion steps
                  start:float=1e-4, # beta of the first step
                  end:float=1e-2, # beta of the last step
@@ -22,7 +21,7 @@ def linear_betas(T:int=1000, # number of diffusion steps
     if not 0 < start <= end < 1: raise ValueError(f"betas need 0 < start <= end < 1, got start={start!r}, end={end!r}")
     return torch.linspace(start, end, int(T), dtype=torch.float64)
 
-# %% ../nbs/02_schedule.ipynb #5cf9940f
+# %% ../nbs/02_schedule.ipynb #78a91cff
 def _extract(a:Tensor, # (T,) table, any device and dtype
              t:Tensor, # (B,) long timesteps, 0-based
              x:Tensor, # (B,C,H,W) tensor whose device, dtype and rank the result takes
@@ -30,6 +29,7 @@ def _extract(a:Tensor, # (T,) table, any device and dtype
     "Gather `a[t]` on `x.device` in `x.dtype`, shaped (B,1,...,1) to broadcast against `x`."
     return a.to(device=x.device, dtype=x.dtype)[t.to(x.device)].reshape(-1, *([1] * (x.ndim - 1)))
 
+# %% ../nbs/02_schedule.ipynb #40ad8cff
 def _check_t(t, # (B,) integer tensor of 0-based timesteps
              x:Tensor, # (B,...) the batch it belongs to
              name:str='t', # parameter name for the error message
@@ -40,114 +40,138 @@ def _check_t(t, # (B,) integer tensor of 0-based timesteps
     if t.shape[0] != x.shape[0]: raise ValueError(f"{name} has {t.shape[0]} timesteps for a batch of {x.shape[0]}")
     return t
 
-# %% ../nbs/02_schedule.ipynb #711696af
+# %% ../nbs/02_schedule.ipynb #6953f51e
+def _full(x:Tensor, # (B,...) a batch
+          t:int, # a timestep
+         ) -> Tensor: # (B,) long, on x.device
+    "The timestep `t` for every image of `x`."
+    return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+
+# %% ../nbs/02_schedule.ipynb #67bed275
+def _schedule_tables(betas:Tensor, # (T,) betas, each in (0, 1)
+                    ) -> dict: # name -> (T,) float64 tensor
+    "The float64 tables of the schedule `betas`, by the name `DDPMSchedule` gives them."
+    betas = torch.as_tensor(betas).detach().to(device='cpu', dtype=torch.float64)
+    if betas.ndim != 1 or len(betas) < 1: raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(betas.shape)}")
+    if not bool(((betas > 0) & (betas < 1)).all()): raise ValueError("betas must all lie in (0, 1)")
+    alphas = 1 - betas                                                  # alpha_t
+    abar = torch.cumprod(alphas, 0)                                     # abar_t
+    abar_prev = torch.cat([betas.new_ones(1), abar[:-1]])               # abar_{t-1}, 1 before the first step
+    sqrt_1m_abar = (1 - abar).sqrt()
+    return dict(betas=betas, alphas=alphas, abar=abar, abar_prev=abar_prev, sqrt_abar=abar.sqrt(), sqrt_1m_abar=sqrt_1m_abar,
+                post_var=betas * (1 - abar_prev) / (1 - abar),              # variance of q(x_{t-1}|x_t,x0)
+                post_c0=betas * abar_prev.sqrt() / (1 - abar),              # its mean: coefficient of x0
+                post_ct=alphas.sqrt() * (1 - abar_prev) / (1 - abar),       # its mean: coefficient of x_t
+                sqrt_alphas=alphas.sqrt(), sqrt_betas=betas.sqrt(),         # eq. 5: 1/sqrt(alpha_t) and sigma_t
+                eps_coef=betas / sqrt_1m_abar)                              # eq. 5: beta_t / sqrt(1-abar_t)
+
+# %% ../nbs/02_schedule.ipynb #e668888f
 class DDPMSchedule:
-    "A DDPM variance schedule: betas, alphas, abar and the posterior coefficients as float64 (T,) tensors."
-    def __init__(self,
-                 betas:Tensor, # (T,) betas, each in (0, 1)
-                ):
-        betas = torch.as_tensor(betas).detach().to(device='cpu', dtype=torch.float64)
-        if betas.ndim != 1 or len(betas) < 1: raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(betas.shape)}")
-        if not bool(((betas > 0) & (betas < 1)).all()): raise ValueError("betas must all lie in (0, 1)")
-        self.betas = betas                                           # (T,) beta_t
-        self.alphas = 1 - betas                                      # (T,) alpha_t
-        self.abar = torch.cumprod(self.alphas, 0)                    # (T,) abar_t
-        self.abar_prev = torch.cat([betas.new_ones(1), self.abar[:-1]]) # (T,) abar_{t-1}, 1 before the first step
-        self.sqrt_abar, self.sqrt_1m_abar = self.abar.sqrt(), (1 - self.abar).sqrt()
-        self.post_var = betas * (1 - self.abar_prev) / (1 - self.abar)                  # variance of q(x_{t-1}|x_t,x0)
-        self.post_c0 = betas * self.abar_prev.sqrt() / (1 - self.abar)                  # its mean: coefficient of x0
-        self.post_ct = self.alphas.sqrt() * (1 - self.abar_prev) / (1 - self.abar)      # its mean: coefficient of x_t
-        self.sqrt_alphas, self.sqrt_betas = self.alphas.sqrt(), betas.sqrt()            # eq. 5: 1/sqrt(alpha_t) and sigma_t
-        self.eps_coef = betas / self.sqrt_1m_abar                                       # eq. 5: beta_t / sqrt(1-abar_t)
-
+    "A DDPM variance schedule: betas, alphas, abar and the posterior coefficients as float64 (T,) tensors, and the steps built on them."
+    def __init__(self, betas:Tensor): vars(self).update(_schedule_tables(betas))   # betas: (T,), each in (0, 1)
     @property
-    def T(self) -> int:
-        "Number of diffusion steps."
-        return len(self.betas)
-
+    def T(self) -> int: "Number of diffusion steps."; return len(self.betas)
     @classmethod
-    def linear(cls,
-               T:int=1000, # number of diffusion steps
-               start:float=1e-4, # first beta
-               end:float=1e-2, # last beta
-              ) -> 'DDPMSchedule':
-        "The paper's schedule: linear betas from 1e-4 to 1e-2 over 1000 steps."
-        return cls(linear_betas(T, start, end))
-
+    def linear(cls, T:int=1000, start:float=1e-4, end:float=1e-2) -> 'DDPMSchedule':
+        "The paper's schedule: linear betas from 1e-4 to 1e-2 over 1000 steps."; return cls(linear_betas(T, start, end))
     def __repr__(self): return f"DDPMSchedule(T={self.T}, betas={self.betas[0].item():.3g}..{self.betas[-1].item():.3g})"
+    def q_sample(self, x0:Tensor, t:Tensor, eps:Tensor) -> Tensor:
+        "Diffuse `x0` to step `t` in one go (eq. 3)."; return _q_sample(self, x0, t, eps)
+    def depth_index(self, t0:int) -> int:
+        "The 0-based index of the image diffused `t0` steps: the one place a depth becomes an index."; return _depth_index(self, t0)
+    def q_jump(self, x0:Tensor, t0:int, eps:Tensor) -> Tensor:
+        "Diffuse every image of `x0` to depth `t0` in one jump (eq. 3)."; return self.q_sample(x0, _full(x0, self.depth_index(t0)), eps)
+    def q_posterior(self, x0:Tensor, xt:Tensor, t:Tensor) -> tuple[Tensor, Tensor]:
+        "Mean and variance of the posterior q(x_{t-1} | x_t, x0)."; return _q_posterior(self, x0, xt, t)
+    def predict_x0(self, xt:Tensor, t:Tensor, eps:Tensor) -> Tensor:
+        "Invert eq. 3: the clean image implied by `xt` and the noise `eps`."; return _predict_x0(self, xt, t, eps)
+    def p_step(self, xt:Tensor, t:Tensor, eps_pred:Tensor, z:Tensor|None=None) -> Tensor:
+        "One reverse step (eq. 5) with sigma_t^2 = beta_t; images at t = 0 get no noise."; return _p_step(self, xt, t, eps_pred, z)
+    def _check_walk(self, t0, steps, sampler, eta=0.0):
+        "Validate the walk arguments; return the number of steps visited."; return _walk_steps(self, t0, steps, sampler, eta)
+    def timesteps(self, t0:int, steps:int|None=None, sampler:str='ddpm') -> list[int]:
+        "The 0-based model timesteps a reverse walk from depth `t0` visits."; return _timesteps(self, t0, steps, sampler)
+    def depths(self, t0:int, steps:int|None=None, sampler:str='ddpm') -> list[int]:
+        "The depth of each image a reverse walk from `t0` yields; the last is 0."; return [k + 1 for k in self.timesteps(t0, steps, sampler)[1:]] + [0]
+    def num_evals(self, t0:int, steps:int|None=None, sampler:str='ddpm') -> int:
+        "Network evaluations of a reverse walk from depth `t0`."; return self._check_walk(t0, steps, sampler)
+    def respaced_betas(self, kept:list[int]) -> Tensor:
+        "Betas of the respaced chain over the `kept` steps."; return _respaced_betas(self, kept)
+    def ddim_step(self, xt:Tensor, t:Tensor, eps_pred:Tensor, eta:float=0.0, z:Tensor|None=None) -> Tensor:
+        "One DDIM step from t to t - 1."; return _ddim_step(self, xt, t, eps_pred, eta, z)
+    def p_walk(self, eps_fn:Callable[[Tensor, Tensor], Tensor], xt:Tensor, t0:int, noise:Callable, steps:int|None=None, sampler:str='ddpm',
+               eta:float=0.0, generator:torch.Generator|None=None) -> Iterator[tuple[int, Tensor]]:
+        "Walk `xt` back from depth `t0` to a clean image, yielding `(t, x)` after each model evaluation."; return _p_walk(self, eps_fn, xt, t0, noise, steps, sampler, eta, generator)
+    def p_loop(self, eps_fn:Callable[[Tensor, Tensor], Tensor], xt:Tensor, t0:int, noise:Callable, steps:int|None=None, sampler:str='ddpm',
+               eta:float=0.0, generator:torch.Generator|None=None) -> Tensor:
+        "Run `p_walk` to the end and return the reconstruction only."; return _last(self.p_walk(eps_fn, xt, t0, noise, steps, sampler, eta, generator), xt)
 
-    def q_sample(self,
-                 x0:Tensor, # (B,C,H,W) clean images
+# %% ../nbs/02_schedule.ipynb #e655126b
+def _q_sample(s:DDPMSchedule, # the schedule
+              x0:Tensor, # (B,C,H,W) clean images
+              t:Tensor, # (B,) long timesteps, 0-based
+              eps:Tensor, # (B,C,H,W) noise from any `Noise`: zero mean, unit variance
+             ) -> Tensor: # (B,C,H,W) x_t
+    "`DDPMSchedule.q_sample`: sqrt(abar_t) x0 + sqrt(1-abar_t) eps."
+    _check_t(t, x0)
+    if eps.shape != x0.shape: raise ValueError(f"eps has shape {tuple(eps.shape)}, x0 has {tuple(x0.shape)}")
+    return _extract(s.sqrt_abar, t, x0) * x0 + _extract(s.sqrt_1m_abar, t, x0) * eps.to(x0.dtype)
+
+# %% ../nbs/02_schedule.ipynb #613f1047
+def _depth_index(s:DDPMSchedule, # the schedule
+                 t0:int, # a depth: forward steps applied, 1..T (the paper's t0 = 200)
+                ) -> int:
+    "`DDPMSchedule.depth_index`: `t0 - 1`, once `t0` is an integer depth in [1, T]."
+    if isinstance(t0, bool) or not isinstance(t0, numbers.Integral) or not 1 <= t0 <= s.T:
+        raise ValueError(f"t0 must be an integer depth in [1, T={s.T}] (forward steps), got {t0!r}")
+    return int(t0) - 1
+
+# %% ../nbs/02_schedule.ipynb #8a8a5b78
+def _q_posterior(s:DDPMSchedule, # the schedule
+                 x0:Tensor, # (B,C,H,W) clean images (or an estimate)
+                 xt:Tensor, # (B,C,H,W) noisy images at step t
                  t:Tensor, # (B,) long timesteps, 0-based
-                 eps:Tensor, # (B,C,H,W) noise from any `Noise`: zero mean, unit variance
-                ) -> Tensor: # (B,C,H,W) x_t
-        "Diffuse `x0` to step `t` in one go (eq. 3): sqrt(abar_t) x0 + sqrt(1-abar_t) eps."
-        _check_t(t, x0)
-        if eps.shape != x0.shape: raise ValueError(f"eps has shape {tuple(eps.shape)}, x0 has {tuple(x0.shape)}")
-        return _extract(self.sqrt_abar, t, x0) * x0 + _extract(self.sqrt_1m_abar, t, x0) * eps.to(x0.dtype)
-
-    def depth_index(self,
-                    t0:int, # a depth: forward steps applied, 1..T (the paper's t0 = 200)
-                   ) -> int:
-        "The 0-based index of the image diffused `t0` steps: the one place a depth becomes an index."
-        if isinstance(t0, bool) or not isinstance(t0, numbers.Integral) or not 1 <= t0 <= self.T:
-            raise ValueError(f"t0 must be an integer depth in [1, T={self.T}] (forward steps), got {t0!r}")
-        return int(t0) - 1
-
-    def q_jump(self,
-               x0:Tensor, # (B,C,H,W) clean images
-               t0:int, # depth: forward steps, 1..T
-               eps:Tensor, # (B,C,H,W) noise
-              ) -> Tensor: # (B,C,H,W) x_{t0} in the paper's counting
-        "Diffuse every image of `x0` to depth `t0` in one jump (eq. 3)."
-        return self.q_sample(x0, torch.full((x0.shape[0],), self.depth_index(t0), dtype=torch.long, device=x0.device), eps)
-
-# %% ../nbs/02_schedule.ipynb #f3a0aca1
-@patch
-def predict_x0(self:DDPMSchedule,
-               xt:Tensor, # (B,C,H,W) noisy images at step t
-               t:Tensor, # (B,) long timesteps, 0-based
-               eps:Tensor, # (B,C,H,W) (predicted) noise in xt
-              ) -> Tensor: # (B,C,H,W) x0 estimate
-    "Invert eq. 3: the clean image implied by `xt` and the noise `eps`, (xt - sqrt(1-abar_t) eps) / sqrt(abar_t)."
+                ) -> tuple[Tensor, Tensor]: # mean (B,C,H,W), variance (B,1,1,1)
+    "`DDPMSchedule.q_posterior`: the mean post_c0 x0 + post_ct xt and the variance post_var at `t`."
     _check_t(t, xt)
-    return (xt - _extract(self.sqrt_1m_abar, t, xt) * eps) / _extract(self.sqrt_abar, t, xt)
+    mean = _extract(s.post_c0, t, xt) * x0 + _extract(s.post_ct, t, xt) * xt
+    return mean, _extract(s.post_var, t, xt)
 
-@patch
-def q_posterior(self:DDPMSchedule,
-                x0:Tensor, # (B,C,H,W) clean images (or an estimate)
+# %% ../nbs/02_schedule.ipynb #78ac5c67
+def _predict_x0(s:DDPMSchedule, # the schedule
                 xt:Tensor, # (B,C,H,W) noisy images at step t
                 t:Tensor, # (B,) long timesteps, 0-based
-               ) -> tuple[Tensor, Tensor]: # mean (B,C,H,W), variance (B,1,1,1)
-    "Mean and variance of the posterior q(x_{t-1} | x_t, x0)."
+                eps:Tensor, # (B,C,H,W) (predicted) noise in xt
+               ) -> Tensor: # (B,C,H,W) x0 estimate
+    "`DDPMSchedule.predict_x0`: (xt - sqrt(1-abar_t) eps) / sqrt(abar_t)."
     _check_t(t, xt)
-    mean = _extract(self.post_c0, t, xt) * x0 + _extract(self.post_ct, t, xt) * xt
-    return mean, _extract(self.post_var, t, xt)
+    return (xt - _extract(s.sqrt_1m_abar, t, xt) * eps) / _extract(s.sqrt_abar, t, xt)
 
-# %% ../nbs/02_schedule.ipynb #5e34f9b6
-@patch
-def p_step(self:DDPMSchedule,
-           xt:Tensor, # (B,C,H,W) images at step t
-           t:Tensor, # (B,) long timesteps, 0-based
-           eps_pred:Tensor, # (B,C,H,W) the model's noise estimate eps_theta(xt, t)
-           z:Tensor|None=None, # (B,C,H,W) fresh noise from the training `Noise`; None: return the mean only
-          ) -> Tensor: # (B,C,H,W) x_{t-1}
-    "One reverse step (eq. 5) with sigma_t^2 = beta_t; images at t = 0 get no noise."
+# %% ../nbs/02_schedule.ipynb #4d1eb892
+def _p_step(s:DDPMSchedule, # the schedule
+            xt:Tensor, # (B,C,H,W) images at step t
+            t:Tensor, # (B,) long timesteps, 0-based
+            eps_pred:Tensor, # (B,C,H,W) the model's noise estimate eps_theta(xt, t)
+            z:Tensor|None, # (B,C,H,W) fresh noise from the training `Noise`; None: return the mean only
+           ) -> Tensor: # (B,C,H,W) x_{t-1}
+    "`DDPMSchedule.p_step`: (xt - beta_t / sqrt(1-abar_t) eps_pred) / sqrt(alpha_t) + sqrt(beta_t) z, without z where t = 0."
     _check_t(t, xt)
-    x = (xt - _extract(self.eps_coef, t, xt) * eps_pred) / _extract(self.sqrt_alphas, t, xt)
+    x = (xt - _extract(s.eps_coef, t, xt) * eps_pred) / _extract(s.sqrt_alphas, t, xt)
     if z is None: return x
     if z.shape != xt.shape: raise ValueError(f"z has shape {tuple(z.shape)}, xt has {tuple(xt.shape)}")
     keep = (t > 0).to(device=xt.device, dtype=xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))  # (B,1,1,1), 0 where t == 0
-    return x + keep * _extract(self.sqrt_betas, t, xt) * z.to(xt.dtype)
+    return x + keep * _extract(s.sqrt_betas, t, xt) * z.to(xt.dtype)
 
-# %% ../nbs/02_schedule.ipynb #237994ab
+# %% ../nbs/02_schedule.ipynb #d4225f11
 SAMPLERS = ('ddpm', 'ddim')
 REVERSE_Z = ('train', 'gaussian')   # the z of a reverse step: from the training noise (AnoDDPM) or N(0, I) (eq. 5 as printed)
 
-@patch
-def _check_walk(self:DDPMSchedule, t0, steps, sampler, eta=0.0):
-    "Validate the walk arguments; return the number of steps visited."
-    self.depth_index(t0)
+# %% ../nbs/02_schedule.ipynb #c5a4c787
+def _walk_steps(s:DDPMSchedule, # the schedule
+                t0, steps, sampler, eta, # the walk arguments of `DDPMSchedule.p_walk`
+               ) -> int:
+    "`DDPMSchedule._check_walk`: validate the walk arguments; return the number of steps visited."
+    s.depth_index(t0)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= t0):
         raise ValueError(f"steps must be None (all) or an integer in [1, t0 = {t0}], got {steps!r}")
     if sampler not in SAMPLERS: raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -155,86 +179,76 @@ def _check_walk(self:DDPMSchedule, t0, steps, sampler, eta=0.0):
         raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
     return int(t0) if steps is None else int(steps)
 
-@patch
-def timesteps(self:DDPMSchedule,
-              t0:int, # depth: forward steps applied, 1..T
-              steps:int|None=None, # model evaluations, 1..t0; None: every step
-              sampler:str='ddpm', # 'ddpm' or 'ddim' (both visit the same steps)
-             ) -> list[int]:
-    "The 0-based model timesteps a reverse walk from depth `t0` visits: descending from `t0 - 1`, evenly spaced down to 0."
-    n, top = self._check_walk(t0, steps, sampler), self.depth_index(t0)
+# %% ../nbs/02_schedule.ipynb #6f3eacfa
+def _timesteps(s:DDPMSchedule, # the schedule
+               t0:int, # depth: forward steps applied, 1..T
+               steps:int|None, # model evaluations, 1..t0; None: every step
+               sampler:str, # 'ddpm' or 'ddim' (both visit the same steps)
+              ) -> list[int]:
+    "`DDPMSchedule.timesteps`: descending from `t0 - 1`, evenly spaced down to 0."
+    n, top = s._check_walk(t0, steps, sampler), s.depth_index(t0)
     if n == 1: return [top]
     return [(2 * j * top + n - 1) // (2 * (n - 1)) for j in range(n - 1, -1, -1)]  # round(j top / (n-1)), exactly
 
-@patch
-def depths(self:DDPMSchedule,
-           t0:int, # depth: forward steps applied, 1..T
-           steps:int|None=None, # model evaluations, 1..t0; None: every step
-           sampler:str='ddpm', # 'ddpm' or 'ddim'
-          ) -> list[int]:
-    "The depth (forward steps it still carries) of each image a reverse walk from `t0` yields; the last is 0."
-    return [k + 1 for k in self.timesteps(t0, steps, sampler)[1:]] + [0]
-
-@patch
-def num_evals(self:DDPMSchedule,
-              t0:int, # depth: forward steps applied, 1..T
-              steps:int|None=None, # model evaluations, 1..t0; None: every step
-              sampler:str='ddpm', # 'ddpm' or 'ddim'
-             ) -> int:
-    "Network evaluations of a reverse walk from depth `t0`."
-    return self._check_walk(t0, steps, sampler)
-
-@patch
-def respaced_betas(self:DDPMSchedule,
-                   kept:list[int], # kept timesteps, ascending or descending, distinct
-                  ) -> Tensor: # (K,) float64, ascending order of `kept`
-    "Betas of the respaced chain: beta'_i = 1 - abar_{s_i} / abar_{s_{i-1}} over the sorted kept steps."
-    s = sorted(int(k) for k in kept)
-    if not s or len(set(s)) != len(s) or s[0] < 0 or s[-1] >= self.T: raise ValueError(f"kept must be distinct timesteps in [0, {self.T - 1}], got {kept!r}")
-    ab = self.abar[s]
+# %% ../nbs/02_schedule.ipynb #ebc4d712
+def _respaced_betas(s:DDPMSchedule, # the schedule
+                    kept:list[int], # kept timesteps, ascending or descending, distinct
+                   ) -> Tensor: # (K,) float64, ascending order of `kept`
+    "`DDPMSchedule.respaced_betas`: beta'_i = 1 - abar_{s_i} / abar_{s_{i-1}} over the sorted kept steps."
+    ks = sorted(int(k) for k in kept)
+    if not ks or len(set(ks)) != len(ks) or ks[0] < 0 or ks[-1] >= s.T: raise ValueError(f"kept must be distinct timesteps in [0, {s.T - 1}], got {kept!r}")
+    ab = s.abar[ks]
     return 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
 
-# %% ../nbs/02_schedule.ipynb #9402d8da
-@patch
-def ddim_step(self:DDPMSchedule,
-              xt:Tensor, # (B,C,H,W) images at step t of this chain
-              t:Tensor, # (B,) long timesteps, 0-based; the step goes to t - 1 (the clean image after t = 0)
-              eps_pred:Tensor, # (B,C,H,W) the model's noise estimate at (xt, t)
-              eta:float=0.0, # DDIM noise scale (0: deterministic)
-              z:Tensor|None=None, # (B,C,H,W) fresh noise; None: no noise term
-             ) -> Tensor: # (B,C,H,W) x_{t-1}
-    "One DDIM step from t to t - 1: keep x0_hat = predict_x0(xt, t, eps) and eps, with sigma^2 = eta^2 times the posterior variance."
+# %% ../nbs/02_schedule.ipynb #44017ee9
+def _ddim_step(s:DDPMSchedule, # the schedule (the chain the walk follows)
+               xt:Tensor, # (B,C,H,W) images at step t of this chain
+               t:Tensor, # (B,) long timesteps, 0-based; the step goes to t - 1 (the clean image after t = 0)
+               eps_pred:Tensor, # (B,C,H,W) the model's noise estimate at (xt, t)
+               eta:float, # DDIM noise scale (0: deterministic)
+               z:Tensor|None, # (B,C,H,W) fresh noise; None: no noise term
+              ) -> Tensor: # (B,C,H,W) x_{t-1}
+    "`DDPMSchedule.ddim_step`: keep x0_hat = predict_x0(xt, t, eps) and eps, with sigma^2 = eta^2 times the posterior variance."
     _check_t(t, xt)
-    x0 = self.predict_x0(xt, t, eps_pred)
-    direction = (1 - self.abar_prev - eta**2 * self.post_var).clamp(min=0).sqrt()   # (T,) sqrt(1 - abar' - sigma^2), float64
-    x = _extract(self.abar_prev.sqrt(), t, xt) * x0 + _extract(direction, t, xt) * eps_pred
-    return x if z is None else x + eta * _extract(self.post_var.sqrt(), t, xt) * z.to(xt.dtype)
+    x0 = s.predict_x0(xt, t, eps_pred)
+    direction = (1 - s.abar_prev - eta**2 * s.post_var).clamp(min=0).sqrt()   # (T,) sqrt(1 - abar' - sigma^2), float64
+    x = _extract(s.abar_prev.sqrt(), t, xt) * x0 + _extract(direction, t, xt) * eps_pred
+    return x if z is None else x + eta * _extract(s.post_var.sqrt(), t, xt) * z.to(xt.dtype)
 
-@patch
-def _walk_chain(self:DDPMSchedule, kept:list[int]):
+# %% ../nbs/02_schedule.ipynb #e2e11953
+def _walk_chain(s:DDPMSchedule, # the schedule
+                kept:list[int], # the timesteps a walk visits, descending
+               ) -> tuple:
     "The chain a walk over the `kept` steps follows, and its indices: the schedule itself, or its respaced chain."
-    if kept == list(range(kept[0], -1, -1)): return self, kept
-    return DDPMSchedule(self.respaced_betas(kept)), list(range(len(kept) - 1, -1, -1))
+    if kept == list(range(kept[0], -1, -1)): return s, kept
+    return DDPMSchedule(s.respaced_betas(kept)), list(range(len(kept) - 1, -1, -1))
 
-@patch
-def p_walk(self:DDPMSchedule,
-           eps_fn:Callable[[Tensor, Tensor], Tensor], # the model: eps_fn(x (B,C,H,W), t (B,) long) -> (B,C,H,W)
-           xt:Tensor, # (B,C,H,W) images diffused to depth t0 (see `q_jump`)
-           t0:int, # their depth: forward steps applied, 1..T
-           noise:Callable, # a `Noise` object, called as noise(shape, generator=, device=) for z
-           steps:int|None=None, # model evaluations, 1..t0; None: every step
-           sampler:str='ddpm', # 'ddpm' (respaced when steps < t0) or 'ddim'
-           eta:float=0.0, # DDIM noise scale (0: deterministic); ignored by 'ddpm'
-           generator:torch.Generator|None=None, # randomness for z, passed on to `noise`
-          ) -> Iterator[tuple[int, Tensor]]: # (t, x) after each step; the last x is the reconstruction
-    "Walk `xt` back from depth `t0` to a clean image, yielding `(t, x)` after each model evaluation."
-    self._check_walk(t0, steps, sampler, eta)
-    kept = self.timesteps(t0, steps, sampler)
+# %% ../nbs/02_schedule.ipynb #b7029638
+def _walk(eps_fn, x, kept, step):
+    "The reverse loop of `p_walk`: one model call and one step per visited timestep, all on x.device."
+    for i, t in enumerate(kept):
+        x = step(x, i, eps_fn(x, _full(x, t)).to(x.dtype))
+        yield t, x
+
+# %% ../nbs/02_schedule.ipynb #ff505437
+def _p_walk(s:DDPMSchedule, # the schedule
+            eps_fn:Callable[[Tensor, Tensor], Tensor], # the model: eps_fn(x (B,C,H,W), t (B,) long) -> (B,C,H,W)
+            xt:Tensor, # (B,C,H,W) images diffused to depth t0 (see `q_jump`)
+            t0:int, # their depth: forward steps applied, 1..T
+            noise:Callable, # a `Noise` object, called as noise(shape, generator=, device=) for z
+            steps:int|None, # model evaluations, 1..t0; None: every step
+            sampler:str, # 'ddpm' (respaced when steps < t0) or 'ddim'
+            eta:float, # DDIM noise scale (0: deterministic); ignored by 'ddpm'
+            generator:torch.Generator|None, # randomness for z, passed on to `noise`
+           ) -> Iterator[tuple[int, Tensor]]: # (t, x) after each step; the last x is the reconstruction
+    "`DDPMSchedule.p_walk`: the arguments checked and the chain built before the first step, then `_walk`."
+    s._check_walk(t0, steps, sampler, eta)
+    kept = s.timesteps(t0, steps, sampler)
     if isinstance(noise, str) or not callable(noise):
         raise ValueError(f"noise must be a Noise object called as noise(shape, generator=, device=), got {noise!r}; build one with diffad.noise.get_noise")
     if not callable(eps_fn): raise ValueError(f"eps_fn must be callable as eps_fn(x, t), got {eps_fn!r}")
     if not isinstance(xt, Tensor) or xt.ndim < 2: raise ValueError(f"xt must be a (B,C,H,W) tensor, got {type(xt).__name__}")
-    chain, idx = self._walk_chain(kept)
+    chain, idx = _walk_chain(s, kept)
     z = lambda x, i: noise(x.shape, generator=generator, device=x.device) if idx[i] > 0 else None   # none after the last step
     if sampler == 'ddpm': step = lambda x, i, eps: chain.p_step(x, _full(x, idx[i]), eps, z(x, i))
     else:
@@ -243,31 +257,15 @@ def p_walk(self:DDPMSchedule,
         step = lambda x, i, eps: chain.ddim_step(x, _full(x, idx[i]), eps, eta, z(x, i) if eta > 0 else None)
     return _walk(eps_fn, xt, kept, step)
 
-def _full(x:Tensor, t:int) -> Tensor: return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-
-def _walk(eps_fn, x, kept, step):
-    "The reverse loop of `p_walk`: one model call and one step per visited timestep, all on x.device."
-    for i, t in enumerate(kept):
-        x = step(x, i, eps_fn(x, _full(x, t)).to(x.dtype))
-        yield t, x
-
-@patch
-def p_loop(self:DDPMSchedule,
-           eps_fn:Callable[[Tensor, Tensor], Tensor], # the model: eps_fn(x (B,C,H,W), t (B,) long) -> (B,C,H,W)
-           xt:Tensor, # (B,C,H,W) images diffused to depth t0
-           t0:int, # their depth: forward steps applied, 1..T
-           noise:Callable, # a `Noise` object for z
-           steps:int|None=None, # model evaluations, 1..t0; None: every step
-           sampler:str='ddpm', # 'ddpm' or 'ddim'
-           eta:float=0.0, # DDIM noise scale; ignored by 'ddpm'
-           generator:torch.Generator|None=None, # randomness for z
-          ) -> Tensor: # (B,C,H,W) the reconstruction
-    "Run `p_walk` to the end and return the reconstruction only."
-    x = xt
-    for _, x in self.p_walk(eps_fn, xt, t0, noise, steps, sampler, eta, generator): pass
+# %% ../nbs/02_schedule.ipynb #282d8821
+def _last(walk:Iterator, # (t, x) pairs
+          x:Tensor, # returned if the walk yields nothing
+         ) -> Tensor:
+    "The last x of a walk."
+    for _, x in walk: pass
     return x
 
-# %% ../nbs/02_schedule.ipynb #2608d1ff
+# %% ../nbs/02_schedule.ipynb #06587569
 class Oracle(torch.nn.Module):
     "An eps 'model' that knows the clean images `x0` and returns the exact noise of any `xt` (a known-answer test double)."
     def __init__(self,

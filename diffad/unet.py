@@ -4,11 +4,10 @@
 
 # %% auto #0
 __all__ = ['UNET_PRESETS', 'timestep_embedding', 'GroupNorm32', 'ResBlock', 'SelfAttention', 'Downsample', 'Upsample', 'ResUNet',
-           'unet_preset', 'count_params', 'count_flops']
+           'unet_preset', 'count_flops', 'count_params']
 
 # %% ../nbs/03_unet.ipynb #93998ba7
 import math
-from fastcore.basics import patch
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
@@ -103,6 +102,7 @@ class Downsample(nn.Module):
                ) -> Tensor: # (B, C, H/2, W/2)
         return self.conv(x)
 
+# %% ../nbs/03_unet.ipynb #685bbc17
 class Upsample(nn.Module):
     "Double the resolution: nearest-neighbour upsampling, then a 3x3 convolution."
     def __init__(self, channels:int, # C (kept)
@@ -120,6 +120,76 @@ class _Stage(nn.ModuleList):
         for layer in self: h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
         return h
 
+# %% ../nbs/03_unet.ipynb #54552c2b
+def _unet_args(in_channels, base_channels, channel_mults, num_res_blocks, attention_resolutions, dropout,
+               num_heads, num_head_channels, scale_shift, norm_groups) -> dict:
+    "The `ResUNet` arguments checked and normalised (ints, tuples, one block count per level): the network's `init_args`."
+    mults, L = tuple(int(m) for m in channel_mults), len(channel_mults)
+    if L == 0 or min(mults) < 1: raise ValueError(f"channel_mults must be positive integers, got {channel_mults!r}")
+    if int(in_channels) < 1 or int(base_channels) < 1: raise ValueError(f"in_channels and base_channels must be positive, got {in_channels}, {base_channels}")
+    nrb = (num_res_blocks,) * L if isinstance(num_res_blocks, int) else tuple(num_res_blocks)
+    if len(nrb) != L or min(nrb) < 1: raise ValueError(f"num_res_blocks must be a positive int or one per level ({L}), got {num_res_blocks!r}")
+    factors = tuple(2 ** i for i in range(L))
+    att = tuple(int(a) for a in attention_resolutions)
+    bad = [a for a in att if a not in factors]
+    if bad: raise ValueError(f"attention_resolutions are downsampling factors, one of {factors} for {L} levels; got {bad}")
+    if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return dict(in_channels=int(in_channels), base_channels=int(base_channels), channel_mults=mults, num_res_blocks=nrb,
+                attention_resolutions=att, dropout=float(dropout), num_heads=int(num_heads),
+                num_head_channels=int(num_head_channels), scale_shift=bool(scale_shift), norm_groups=int(norm_groups))
+
+# %% ../nbs/03_unet.ipynb #27bf19f8
+def _unet_layers(in_channels, base_channels, channel_mults, num_res_blocks, attention_resolutions, dropout,
+                 num_heads, num_head_channels, scale_shift, norm_groups) -> tuple:
+    "The layers of a ResUNet, built in this order: time MLP, input convolution, down path, middle, up path, output."
+    mults, nrb, att, L = channel_mults, num_res_blocks, attention_resolutions, len(channel_mults)
+    E, C = 4 * base_channels, base_channels
+    res = lambda i, o: ResBlock(i, o, E, dropout, scale_shift, norm_groups)
+    attn = lambda c: SelfAttention(c, num_heads, num_head_channels, norm_groups)
+    time_embed = nn.Sequential(nn.Linear(C, E), nn.SiLU(), nn.Linear(E, E))
+    inp = nn.Conv2d(in_channels, C, 3, padding=1)
+    down, skips, ch = nn.ModuleList(), [C], C
+    for l, m in enumerate(mults):
+        for _ in range(nrb[l]):
+            stage = _Stage([res(ch, m * C)]); ch = m * C
+            if 2 ** l in att: stage.append(attn(ch))
+            down.append(stage); skips.append(ch)
+        if l < L - 1: down.append(_Stage([Downsample(ch)])); skips.append(ch)
+    mid = _Stage([res(ch, ch), attn(ch), res(ch, ch)])
+    up = nn.ModuleList()
+    for l, m in reversed(list(enumerate(mults))):
+        for j in range(nrb[l] + 1):
+            stage = _Stage([res(ch + skips.pop(), m * C)]); ch = m * C
+            if 2 ** l in att: stage.append(attn(ch))
+            if l > 0 and j == nrb[l]: stage.append(Upsample(ch))
+            up.append(stage)
+    out = nn.Sequential(GroupNorm32(ch, norm_groups), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
+    return time_embed, inp, down, mid, up, out
+
+# %% ../nbs/03_unet.ipynb #7c03ea56
+def _batch_steps(t, # (B,) steps, or a 0-d tensor or number used for every image
+                 x:Tensor, # (B, C, H, W) the batch
+                ) -> Tensor: # (B,) steps on x's device
+    "The steps of a batch as a (B,) tensor on the batch's device; a single step is used for every image."
+    t = torch.as_tensor(t, device=x.device)
+    if t.ndim == 0: t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],): raise ValueError(f"t must have shape ({x.shape[0]},) for a batch of {x.shape[0]}, got {tuple(t.shape)}")
+    return t
+
+# %% ../nbs/03_unet.ipynb #d216dff0
+def _check_image(x:Tensor, # the input to check
+                 in_channels:int, # the channels the network was built for
+                 factor:int, # its downsampling factor: H and W must be multiples of it
+                 levels:int, # its number of levels (named in the message)
+                ):
+    "Raise a `ValueError` naming the problem if a network of `in_channels` and `factor` cannot take `x`."
+    if not isinstance(x, Tensor) or x.ndim != 4: raise ValueError(f"x must be a (B,C,H,W) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    if x.shape[1] != in_channels: raise ValueError(f"x has {x.shape[1]} channels but the ResUNet was built for in_channels={in_channels}")
+    H, W = x.shape[-2:]
+    if H % factor or W % factor:
+        raise ValueError(f"input size {H}x{W} is not divisible by {factor}, the downsampling factor of a {levels}-level ResUNet; pad or crop to a multiple of {factor}")
+
+# %% ../nbs/03_unet.ipynb #8b7831d9
 class ResUNet(nn.Module):
     "UNet of residual blocks conditioned on the diffusion step, with self-attention at coarse levels: predicts eps from (xt, t)."
     def __init__(self, in_channels:int=3, # image channels C (input and output)
@@ -134,66 +204,35 @@ class ResUNet(nn.Module):
                  norm_groups:int=32, # most GroupNorm groups
                 ):
         super().__init__()
-        mults, L = tuple(int(m) for m in channel_mults), len(channel_mults)
-        if L == 0 or min(mults) < 1: raise ValueError(f"channel_mults must be positive integers, got {channel_mults!r}")
-        if int(in_channels) < 1 or int(base_channels) < 1: raise ValueError(f"in_channels and base_channels must be positive, got {in_channels}, {base_channels}")
-        nrb = (num_res_blocks,) * L if isinstance(num_res_blocks, int) else tuple(num_res_blocks)
-        if len(nrb) != L or min(nrb) < 1: raise ValueError(f"num_res_blocks must be a positive int or one per level ({L}), got {num_res_blocks!r}")
-        factors = tuple(2 ** i for i in range(L))
-        att = tuple(int(a) for a in attention_resolutions)
-        bad = [a for a in att if a not in factors]
-        if bad: raise ValueError(f"attention_resolutions are downsampling factors, one of {factors} for {L} levels; got {bad}")
-        if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.in_channels, self.base_channels, self.channel_mults = int(in_channels), int(base_channels), mults
-        self.init_args = dict(in_channels=int(in_channels), base_channels=int(base_channels), channel_mults=mults, num_res_blocks=nrb,
-                              attention_resolutions=att, dropout=float(dropout), num_heads=int(num_heads),
-                              num_head_channels=int(num_head_channels), scale_shift=bool(scale_shift), norm_groups=int(norm_groups))  # rebuilds it
-        self.num_res_blocks, self.attention_resolutions, self.factor = nrb, att, 2 ** (L - 1)
-        E, C = 4 * base_channels, base_channels
-        res = lambda i, o: ResBlock(i, o, E, dropout, scale_shift, norm_groups)
-        attn = lambda c: SelfAttention(c, num_heads, num_head_channels, norm_groups)
-
-        self.time_embed = nn.Sequential(nn.Linear(C, E), nn.SiLU(), nn.Linear(E, E))
-        self.inp = nn.Conv2d(in_channels, C, 3, padding=1)
-        self.down, skips, ch = nn.ModuleList(), [C], C
-        for l, m in enumerate(mults):
-            for _ in range(nrb[l]):
-                stage = _Stage([res(ch, m * C)]); ch = m * C
-                if 2 ** l in att: stage.append(attn(ch))
-                self.down.append(stage); skips.append(ch)
-            if l < L - 1: self.down.append(_Stage([Downsample(ch)])); skips.append(ch)
-        self.mid = _Stage([res(ch, ch), attn(ch), res(ch, ch)])
-        self.up = nn.ModuleList()
-        for l, m in reversed(list(enumerate(mults))):
-            for j in range(nrb[l] + 1):
-                stage = _Stage([res(ch + skips.pop(), m * C)]); ch = m * C
-                if 2 ** l in att: stage.append(attn(ch))
-                if l > 0 and j == nrb[l]: stage.append(Upsample(ch))
-                self.up.append(stage)
-        self.out = nn.Sequential(GroupNorm32(ch, norm_groups), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
+        self.init_args = _unet_args(in_channels, base_channels, channel_mults, num_res_blocks, attention_resolutions, dropout,
+                                    num_heads, num_head_channels, scale_shift, norm_groups)   # rebuilds the network
+        for k in ('in_channels', 'base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions'): setattr(self, k, self.init_args[k])
+        self.factor = 2 ** (len(self.channel_mults) - 1)
+        self.time_embed, self.inp, self.down, self.mid, self.up, self.out = _unet_layers(**self.init_args)
 
     def check_input(self, x:Tensor, # (B, C, H, W)
                    ):
         "Raise a `ValueError` naming the problem if the network cannot take `x`."
-        if not isinstance(x, Tensor) or x.ndim != 4: raise ValueError(f"x must be a (B,C,H,W) tensor, got {getattr(x, 'shape', type(x).__name__)}")
-        if x.shape[1] != self.in_channels: raise ValueError(f"x has {x.shape[1]} channels but the ResUNet was built for in_channels={self.in_channels}")
-        H, W = x.shape[-2:]
-        if H % self.factor or W % self.factor:
-            raise ValueError(f"input size {H}x{W} is not divisible by {self.factor}, the downsampling factor of a {len(self.channel_mults)}-level ResUNet; pad or crop to a multiple of {self.factor}")
+        _check_image(x, self.in_channels, self.factor, len(self.channel_mults))
 
     def forward(self, x:Tensor, # (B, C, H, W) noisy images xt
                 t:Tensor, # (B,) steps, 0-based, long or float (a 0-d tensor or number is used for every image)
                ) -> Tensor: # (B, C, H, W) predicted eps
         self.check_input(x)
-        t = torch.as_tensor(t, device=x.device)
-        if t.ndim == 0: t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],): raise ValueError(f"t must have shape ({x.shape[0]},) for a batch of {x.shape[0]}, got {tuple(t.shape)}")
-        emb = self.time_embed(timestep_embedding(t, self.base_channels))   # (B, 4*base)
+        emb = self.time_embed(timestep_embedding(_batch_steps(t, x), self.base_channels))   # (B, 4*base)
         h = self.inp(x); hs = [h]                                           # (B, base, H, W)
         for stage in self.down: h = stage(h, emb); hs.append(h)
         h = self.mid(h, emb)                                                # (B, C_L, H/f, W/f)
         for stage in self.up: h = stage(torch.cat([h, hs.pop()], dim=1), emb)
         return self.out(h)                                                  # (B, C, H, W)
+
+    @classmethod
+    def from_preset(cls, name:str, # 'paper', 'cpu' or 'tiny' (see `UNET_PRESETS` below)
+                    in_channels:int=3, # image channels
+                    **overrides, # any other ResUNet argument
+                   ) -> 'ResUNet':
+        "The `ResUNet` of a named preset, with `overrides` applied."
+        return cls(**{**unet_preset(name), 'in_channels': in_channels, **overrides})
 
 # %% ../nbs/03_unet.ipynb #7408a044
 UNET_PRESETS = {
@@ -211,20 +250,7 @@ def unet_preset(name:str, # 'paper', 'cpu' or 'tiny'
     if name not in UNET_PRESETS: raise ValueError(f"unknown unet preset {name!r}; presets: {sorted(UNET_PRESETS)}")
     return dict(UNET_PRESETS[name])
 
-@patch(cls_method=True)
-def from_preset(cls:ResUNet, name:str, # 'paper', 'cpu' or 'tiny'
-                in_channels:int=3, # image channels
-                **overrides, # any other ResUNet argument
-               ) -> ResUNet:
-    "The `ResUNet` of a named preset, with `overrides` applied."
-    return cls(**{**unet_preset(name), 'in_channels': in_channels, **overrides})
-
 # %% ../nbs/03_unet.ipynb #8b60fa79
-def count_params(model:nn.Module, # any module
-                ) -> int:
-    "Number of parameters of `model`."
-    return sum(p.numel() for p in model.parameters())
-
 def count_flops(model:nn.Module, # a network called as model(x, t), e.g. a ResUNet
                 size:int|tuple, # image side, or (H, W)
                 in_channels:int|None=None, # image channels; None = model.in_channels (3 if it has none)
@@ -239,3 +265,9 @@ def count_flops(model:nn.Module, # a network called as model(x, t), e.g. a ResUN
     state = {k: torch.empty_like(v, device='meta') for k, v in [*model.named_parameters(), *model.named_buffers()]}
     with FlopCounterMode(display=False) as fc: torch.func.functional_call(model, state, (x, t))
     return int(fc.get_total_flops())
+
+# %% ../nbs/03_unet.ipynb #21eb3c4f
+def count_params(model:nn.Module, # any module
+                ) -> int:
+    "Number of parameters of `model`."
+    return sum(p.numel() for p in model.parameters())

@@ -210,7 +210,7 @@ def chain_sigint():
     check(c, 'checkpoint' in last and str(ck) in last, "last stderr line does not name the kept checkpoint")
     check(c, 'diffad_train' in last and '--resume' in last, "last stderr line gives no resume command with --resume")
     try:
-        from diffad.config import load_checkpoint
+        from diffad.runs import load_checkpoint
         state = load_checkpoint(ck)
         check(c, isinstance(state, dict) and state, "the checkpoint loaded as something other than a non-empty dict")
     except Exception as e: c.problems.append(f"the checkpoint does not load: {type(e).__name__}: {str(e)[:200]}")
@@ -321,7 +321,7 @@ def chain_eval_more():
     c = exe('11', 'eval --steps all', ['diffad_eval', '--run', run, '--steps', 'all'], 0)
     if c.actual == 0:
         m = sorted(run.glob('eval/*/metrics.json'), key=lambda p: p.stat().st_mtime)[-1]
-        t0 = json.loads((run / 'config.json').read_text())['t0']
+        t0 = json.loads((run / 'config.json').read_text())['detect']['t0']
         n = json.loads(m.read_text()).get('n_evals')
         check(c, n == t0, f"{m.parent.name}: n_evals={n}, expected t0={t0}")
     exe('10b', 'eval with a training flag', ['diffad_eval', '--run', run, '--lr', '5'], 2, refusal=True, names=('--lr',), guard=[run])

@@ -26,8 +26,8 @@ if ! find_browser && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; t
   find_browser || true
 fi
 if [ -z "$browser" ]; then
-  echo "SKIP: no Chromium available (not installed, and apt-get could not install it): the site was built but not checked in a browser"
-  exit 0
+  echo "FAIL: no Chromium available (not installed, and apt-get could not install it): the site was built but could not be checked in a browser"
+  exit 1
 fi
 
 echo "-- check every page in $("$browser" --version 2>/dev/null | head -1)"

@@ -7,11 +7,11 @@ python - "$out/run" <<'PY'
 import json, sys, pathlib
 d = pathlib.Path(sys.argv[1]); r = json.loads((d / 'results.json').read_text())
 assert r['noise'] == 'simplex' and r['preset'] == 'tiny', (r['noise'], r['preset'])   # the injected values took effect
-assert r['config']['noise'] == 'simplex' and r['config']['size'] == 16
+assert r['config']['noise'] == 'simplex' and r['config']['image']['size'] == 16
 m = r['categories']['brick']
 assert 0 <= m['i_auroc'] <= 1 and 0 <= m['p_auroc'] <= 1, m
 evals = sorted((d / 'brick' / 'eval').glob('*/scores.csv')); assert len(evals) == 1, evals
-for f in ('brick/figure1.png', 'brick/figure2.png', 'brick/ablation_filter.md', 'brick/ablation_walks.md', 'results.md'):
+for f in ('brick/figure1.png', 'brick/figure2.png', 'brick/ablation_depth.md', 'brick/ablation_filter.md', 'brick/ablation_walks.md', 'results.md'):
     assert (d / f).exists(), f
 print('run notebook: noise', r['noise'], 'preset', r['preset'], 'I-AUROC', round(m['i_auroc'], 3))
 PY
@@ -27,8 +27,9 @@ assert walks == {'{"sampler": "ddim", "steps": 3}', '{"reverse_z": "gaussian"}'}
 chosen = r['categories']['brick']['selected']['chosen']
 assert chosen == sel['chosen'], (chosen, sel['chosen'])
 det = json.loads(next((d / 'brick' / 'eval').glob('*/detector.json')).read_text())
-for k, v in chosen['detector'].items(): assert det[k] == min(v, det['t0']) if k == 'steps' else det[k] == v, (k, v, det[k])
-assert det['t0'] == chosen['t0'] and det['noise']['name'] == 'powerlaw', det
+st = det['settings']
+for k, v in chosen['detector'].items(): assert st[k] == min(v, st['t0']) if k == 'steps' else st[k] == v, (k, v, st[k])
+assert st['t0'] == chosen['t0'] and det['noise']['name'] == 'powerlaw', det
 print('run notebook, select: chose', chosen)
 PY
 if papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/bad.ipynb" -p preset tiny -p noise pink -p out_dir "$out/bad" >"$out/bad.log" 2>&1; then
