@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test docs bench bench-gpu study report clean
+.PHONY: install run test docs bench bench-gpu studies study report clean
 
 $(STAMP): settings.ini setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,19 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/papermill nbs/benchmarks/gpu.ipynb outputs/benchmarks/gpu.ipynb
 
-# the committed real-data study (needs PIPED in the MVTec layout; default ../shared/data/piped)
-study: $(STAMP)
-	bash outputs/study/run_study.sh $(PIPED)
+# the finished studies as papermill notebooks (nbs/studies/); DATA holds piped/, mvtec_subset/, hazelnut_toy/ (default ../shared/data).
+# `make studies` regenerates every study's tables from its committed results; `make study` reruns the first study's missing runs
+DATA ?= ../shared/data
+studies: $(STAMP)
+	for s in gmm:gmm_study recon:study_recon noise2:study2 study1:study; do n=$${s%%:*}; d=$${s#*:}; \
+	  $(BIN)/papermill --no-progress-bar nbs/studies/$$n.ipynb outputs/$$d/$$n.ipynb -p data_root $(DATA) || exit 1; done
 
-# regenerate the study's tables from the results.json files under outputs/study
+study: $(STAMP)
+	$(BIN)/papermill nbs/studies/study1.ipynb outputs/study/study1.ipynb -p data_root $(DATA) -p rerun True
+
+# regenerate the first study's tables from the results.json files under outputs/study
 report: $(STAMP)
-	$(BIN)/python -c "from diffad.report import build_report; print(build_report('outputs/study'))"
+	$(BIN)/papermill --no-progress-bar nbs/studies/study1.ipynb outputs/study/study1.ipynb -p data_root $(DATA)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH bash .ci/test

@@ -99,7 +99,7 @@ def run_study(plan:dict, # the study's plan (see `cells`)
     todo = [c for c in todo if cell_key(c) not in done]
     log(f"{path}: {len(rows)} rows; {len(todo)} cells to run")
     for i, c in enumerate(todo, 1):
-        t = time.perf_counter(); row = {'key': cell_key(c), **work(c)}
+        t = time.perf_counter(); row = json.loads(json.dumps({'key': cell_key(c), **work(c)}))   # the row as the file holds it: JSON keys are strings
         append_result(path, row); rows.append(row)
         log(f"{i}/{len(todo)} ({time.perf_counter() - t:.0f} s) {row['key']}")
     return rows

@@ -29,12 +29,14 @@ html_static_path = [str(ROOT / 'docs/node_modules/mathjax/es5/tex-svg-full.js')]
 mathjax_path = 'tex-svg-full.js'       # relative to _static: maths is typeset with no network
 html_show_sourcelink = False
 
+SECTIONS = {'studies': 'Results'}   # sidebar sections named for readers: nbs/studies/ holds the executed studies
+
 def _sidebar(items):
     "nbdev's sidebar (the notebook order of sidebar.yml) as [(section or None, [docnames])]."
     top, secs = [], []
     for x in items:
         if isinstance(x, str): top.append(page_name(Path(x)).with_suffix('').as_posix())
-        else: secs.append((x['section'], [d for _, ds in _sidebar(x['contents']) for d in ds]))
+        else: secs.append((SECTIONS.get(x['section'], x['section']), [d for _, ds in _sidebar(x['contents']) for d in ds]))
     return [(None, top), *secs]
 
 with contextlib.redirect_stdout(io.StringIO()) as _f: nbdev_sidebar(printit=True, force=True)
