@@ -5,39 +5,39 @@
 # %% auto #0
 __all__ = ['diffad_train', 'diffad_eval', 'diffad_calibrate', 'diffad_predict']
 
-# %% ../nbs/15_cli.ipynb #942b42be
+# %% ../nbs/15_cli.ipynb #2f83d231
 import sys, json, shlex, signal, threading
 from pathlib import Path
 from fastcore.script import Param
 from .config import AFTER_TRAINING, get_config, load_data, config_parser, config_overrides, one_line_errors
 from .data import find_images
-from .runs import checkpoint_path
+from .runs import checkpoint_path, run_dir
 from .train import train, dist_env
 from .detector import load_run
 from .thresholds import calibrate_run
 from .evaluate import evaluate
 from .predict import write_predictions
 
-# %% ../nbs/15_cli.ipynb #f783275b
+# %% ../nbs/15_cli.ipynb #b5aadfad
 def _check_data(cfg):
     "A data root that is not a folder is an error naming it."
     if cfg.data_root is not None and not Path(cfg.data_root).is_dir(): raise FileNotFoundError(f"data root not found: {cfg.data_root}")
 
-# %% ../nbs/15_cli.ipynb #d1d5d250
+# %% ../nbs/15_cli.ipynb #281f6495
 def _open(args, need_dir:bool=False) -> tuple:
     "(run folder, Detector, Config) of a command's `--run` and detection flags; a missing run is an error naming it."
     run, over = Path(args.run), config_overrides(args)
     if not (run.is_dir() if need_dir else run.exists()): raise FileNotFoundError(f"no run folder{'' if need_dir else ' or checkpoint'} at {run}")
     det, cfg = load_run(run, **over)
-    return (run if run.is_dir() else run.parent.parent), det, cfg
+    return run_dir(run), det, cfg
 
-# %% ../nbs/15_cli.ipynb #cf0e26d0
+# %% ../nbs/15_cli.ipynb #fb6fdcb7
 def _resume_command(argv:list) -> str:
     "The command line that resumes the training `argv` started."
     args = [a for a in argv if a != '--overwrite']
     return shlex.join(['diffad_train', *args, *([] if '--resume' in args else ['--resume'])])
 
-# %% ../nbs/15_cli.ipynb #b81009b9
+# %% ../nbs/15_cli.ipynb #a4643afa
 def _train_args(preset:str='cpu', # configuration preset: paper, cpu or tiny; the flags below override its values
                 out:str='outputs/train', # output folder (checkpoints/, config.json, train_log.jsonl, calibration.json)
                 resume:bool=False, # continue the run in `out` (same configuration, same training images)
@@ -45,7 +45,7 @@ def _train_args(preset:str='cpu', # configuration preset: paper, cpu or tiny; th
                ):
     "Train diffad's noise-prediction ResUNet on the good images of one category."
 
-# %% ../nbs/15_cli.ipynb #5612691c
+# %% ../nbs/15_cli.ipynb #88f7a957
 def diffad_train(argv=None):
     "Entry point of the `diffad_train` command."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -63,14 +63,14 @@ def diffad_train(argv=None):
         print(f"checkpoint: {checkpoint_path(args.out)}")
         if cfg.holdout > 0: print(_calibrate_run(args.out, {'device': cfg.runtime.device}, None))
 
-# %% ../nbs/15_cli.ipynb #5d715a24
+# %% ../nbs/15_cli.ipynb #b4a9677b
 def _eval_args(run:str='outputs/train', # a training output folder (with checkpoints/last.pt) or a checkpoint file
                out:str=None, # where results go; default: <run>/eval/<settings>
                overwrite:bool=False, # replace an evaluation already in `out`
               ):
     "Evaluate a trained diffad model on the test images of a category."
 
-# %% ../nbs/15_cli.ipynb #3a35cee9
+# %% ../nbs/15_cli.ipynb #3230ffd4
 def diffad_eval(argv=None):
     "Entry point of the `diffad_eval` command."
     args = config_parser(_eval_args, 'diffad_eval', AFTER_TRAINING).parse_args(argv)
@@ -80,19 +80,19 @@ def diffad_eval(argv=None):
         ev = evaluate(det, load_data(cfg, ('test',))[1], out, overwrite=args.overwrite)
         print(json.dumps(dict(ev.metrics, absent=ev.absent), indent=1)); print(f"results: {out}")
 
-# %% ../nbs/15_cli.ipynb #f5337590
+# %% ../nbs/15_cli.ipynb #7bafbf9b
 def _calibrate_args(run:str='outputs/train', # a trained run folder
                     good:Param("good parts the model did not train on: files, folders or patterns (default: the run's held-out images)", str, nargs='*')=None,
                    ):
     "Set a run's image and pixel thresholds from good parts alone."
 
-# %% ../nbs/15_cli.ipynb #5b88f0ef
+# %% ../nbs/15_cli.ipynb #e8b5a4d1
 def _calibrate_run(run, over:dict, good) -> str:
     "Calibrate a run's detector for `over`'s settings on `good` (or its held-out images); record; one line saying what was set."
     det, cfg = load_run(run, **over)
     return calibrate_run(run, det, cfg, good)
 
-# %% ../nbs/15_cli.ipynb #c7c56f68
+# %% ../nbs/15_cli.ipynb #41635b08
 def diffad_calibrate(argv=None):
     "Entry point of the `diffad_calibrate` command."
     args = config_parser(_calibrate_args, 'diffad_calibrate', AFTER_TRAINING).parse_args(argv)
@@ -100,7 +100,7 @@ def diffad_calibrate(argv=None):
         if not Path(args.run).is_dir(): raise FileNotFoundError(f"no run folder at {args.run}")
         print(_calibrate_run(args.run, config_overrides(args), args.good))
 
-# %% ../nbs/15_cli.ipynb #4affb1a5
+# %% ../nbs/15_cli.ipynb #dead87c7
 def _predict_args(paths:Param("images: files, folders or glob patterns", str, opt=False, nargs='+'),
                   run:str='outputs/train', # a trained, calibrated run folder
                   out:str=None, # where the results go; default: <run>/predict/<settings>
@@ -108,7 +108,7 @@ def _predict_args(paths:Param("images: files, folders or glob patterns", str, op
                  ):
     "Inspect new parts: score each image, decide good or defect at the run's threshold, and map where the defect is."
 
-# %% ../nbs/15_cli.ipynb #87b289a1
+# %% ../nbs/15_cli.ipynb #dd5629bc
 def diffad_predict(argv=None):
     "Entry point of the `diffad_predict` command."
     args = config_parser(_predict_args, 'diffad_predict', AFTER_TRAINING).parse_args(argv)

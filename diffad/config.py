@@ -8,7 +8,7 @@ __all__ = ['ROLES', 'WEIGHTS', 'PARTS', 'FIELDS', 'RESUMABLE', 'AFTER_TRAINING',
            'make_schedule', 'model_kwargs', 'make_model', 'pin_noise', 'saved_config', 'split_holdout', 'load_data',
            'load_holdout', 'config_parser', 'config_overrides', 'one_line_errors']
 
-# %% ../nbs/06_config.ipynb #42595400
+# %% ../nbs/06_config.ipynb #d25ef0cd
 import sys, json, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
@@ -22,10 +22,10 @@ from .schedule import SAMPLERS, REVERSE_Z, DDPMSchedule, linear_betas
 from .unet import UNET_PRESETS, ResUNet, unet_preset
 from .data import AnomalyDataset, load_category, make_builtin_dataset
 
-# %% ../nbs/06_config.ipynb #26e71636
+# %% ../nbs/06_config.ipynb #0adc0c7f
 ROLES = ('data', 'model', 'training', 'length', 'calibration', 'detection', 'runtime', 'record')
 
-# %% ../nbs/06_config.ipynb #35bdbef9
+# %% ../nbs/06_config.ipynb #2929ecba
 def _f(role:str, # one of ROLES
        default=None, # the field's default
        factory=None, # or a factory of mutable defaults
@@ -35,15 +35,15 @@ def _f(role:str, # one of ROLES
     if factory is not None: return field(default_factory=factory, metadata=dict(role=role))
     return field(default=default, metadata=dict(role=role))
 
-# %% ../nbs/06_config.ipynb #f4b1a436
+# %% ../nbs/06_config.ipynb #4bee742f
 def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
-# %% ../nbs/06_config.ipynb #d429b883
+# %% ../nbs/06_config.ipynb #25ac50ca
 def _bad(obj, name:str, why:str):
     "Raise the one-line error of an invalid field: 'Class.name=value: why'."
     raise ValueError(f"{type(obj).__name__}.{name}={getattr(obj, name)!r}: {why}")
 
-# %% ../nbs/06_config.ipynb #119a5d84
+# %% ../nbs/06_config.ipynb #c839e315
 def _check_ints(obj, positive:tuple=(), optional:tuple=()):
     "Fields in `positive` must be positive integers; fields in `optional` None or positive integers."
     for n in positive:
@@ -52,7 +52,7 @@ def _check_ints(obj, positive:tuple=(), optional:tuple=()):
         v = getattr(obj, n)
         if v is not None and (not _is_int(v) or v < 1): _bad(obj, n, 'must be None or a positive integer')
 
-# %% ../nbs/06_config.ipynb #14d47b4c
+# %% ../nbs/06_config.ipynb #38af0072
 @dataclass
 class ImageSpec:
     "The input convention of a network: shorter side resized, centre crop, channels; pixels in [-1, 1]."
@@ -64,10 +64,10 @@ class ImageSpec:
         _check_ints(self, ('size', 'resize', 'in_channels'))
         if self.resize < self.size: _bad(self, 'resize', f'must be >= size ({self.size})')
 
-# %% ../nbs/06_config.ipynb #d4372455
+# %% ../nbs/06_config.ipynb #6b99d050
 WEIGHTS = ('ema', 'raw')
 
-# %% ../nbs/06_config.ipynb #40d72e41
+# %% ../nbs/06_config.ipynb #b7b0d01e
 @dataclass
 class DetectSettings:
     "How a trained model scores an image; defaults are the paper's."
@@ -92,7 +92,7 @@ class DetectSettings:
         "The changes that walk back from another depth `t0` with this walk: `t0`, and `steps` capped at it."
         return dict(t0=int(t0), steps=None if self.steps is None else min(self.steps, int(t0)))
 
-# %% ../nbs/06_config.ipynb #0fb3ba7c
+# %% ../nbs/06_config.ipynb #c4d1891d
 def _check_detect(s:DetectSettings):
     "Raise `ValueError` naming the first invalid detection setting."
     _check_ints(s, ('t0', 'n_recon', 'eval_batch_size'), ('steps', 'filter_size'))
@@ -103,7 +103,7 @@ def _check_detect(s:DetectSettings):
     if s.weights not in WEIGHTS: _bad(s, 'weights', f"must be one of {WEIGHTS}")
     if not _is_int(s.detect_seed) or s.detect_seed < 0: _bad(s, 'detect_seed', 'must be a non-negative integer')
 
-# %% ../nbs/06_config.ipynb #3e8f23b7
+# %% ../nbs/06_config.ipynb #f25ec261
 @dataclass
 class Runtime:
     "Where and how fast a network runs."
@@ -121,7 +121,7 @@ class Runtime:
             try: torch.device(self.device)
             except (RuntimeError, TypeError): _bad(self, 'device', "not a device: 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
 
-# %% ../nbs/06_config.ipynb #ef32d60a
+# %% ../nbs/06_config.ipynb #a6de39a5
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's, and None means the preset's value."
@@ -156,14 +156,13 @@ class Config:
     image:ImageSpec = field(default_factory=ImageSpec) # the input convention
     detect:DetectSettings = field(default_factory=DetectSettings) # how the trained model scores an image
     runtime:Runtime = field(default_factory=Runtime) # where and how fast it runs
-
     def __post_init__(self): _check_config(self)
     def to_json(self) -> str: return json.dumps(asdict(self), indent=1)
     def replace(self, **changes) -> 'Config': return _replace(self, changes)
     @classmethod
     def from_dict(cls, d:dict) -> 'Config': return _from_dict(cls, d)
 
-# %% ../nbs/06_config.ipynb #9d9e2647
+# %% ../nbs/06_config.ipynb #2c82d051
 def _check_config(c:Config):
     "Raise `ValueError` naming the first invalid field of a `Config` (its parts check themselves)."
     if c.noise not in NOISES: _bad(c, 'noise', f"unknown noise; registered: {sorted(NOISES)}")
@@ -185,27 +184,27 @@ def _check_config(c:Config):
         if not isinstance(getattr(c, part), cls): _bad(c, part, f'must be a {cls.__name__}')
     if c.detect.t0 > c.T: raise ValueError(f"DetectSettings.t0={c.detect.t0}: must be in [1, T={c.T}]")
 
-# %% ../nbs/06_config.ipynb #c39b4bfe
+# %% ../nbs/06_config.ipynb #767f930a
 PARTS = {f.name: f.type for f in fields(Config) if is_dataclass(f.type)}   # 'image', 'detect', 'runtime'
 
-# %% ../nbs/06_config.ipynb #fdc802f0
-def _field_table() -> dict:
-    "Flat name -> (owning part or None, dataclass Field), for every setting; a name declared twice raises."
+# %% ../nbs/06_config.ipynb #9601ac50
+def _field_table(cls=Config) -> dict:
+    "Flat name -> (owning part or None, dataclass Field), for every setting of `cls` and its parts; a name declared twice raises."
     out = {}
-    for f in fields(Config):
-        for part, g in ([(f.name, g) for g in fields(f.type)] if f.name in PARTS else [(None, f)]):
+    for f in fields(cls):
+        for part, g in ([(f.name, g) for g in fields(f.type)] if is_dataclass(f.type) else [(None, f)]):
             if g.name in out: raise TypeError(f"setting {g.name!r} is declared twice")
             out[g.name] = (part, g)
     return out
 
 FIELDS = _field_table()
 
-# %% ../nbs/06_config.ipynb #cb6bb466
+# %% ../nbs/06_config.ipynb #7501254f
 def flat(cfg:Config) -> dict:
     "Every setting of `cfg` by its flat name."
     return {n: getattr(cfg if part is None else getattr(cfg, part), n) for n, (part, _) in FIELDS.items()}
 
-# %% ../nbs/06_config.ipynb #2cceccb8
+# %% ../nbs/06_config.ipynb #65ca69b2
 def _replace(cfg:Config, changes:dict) -> Config:
     "A checked copy of `cfg` with `changes` (flat names) applied; an unknown name raises `ValueError`."
     unknown = sorted(set(changes) - set(FIELDS))
@@ -216,7 +215,7 @@ def _replace(cfg:Config, changes:dict) -> Config:
         (d if part is None else d[part])[n] = v
     return _from_dict(type(cfg), d)
 
-# %% ../nbs/06_config.ipynb #186de29d
+# %% ../nbs/06_config.ipynb #ec99d250
 def _from_dict(cls, d:dict) -> Config:
     "A `Config` from nested settings (`asdict`, JSON) or flat ones; unknown keys raise `ValueError`."
     d = dict(d)
@@ -231,18 +230,18 @@ def _from_dict(cls, d:dict) -> Config:
     if d.get('num_res_blocks') == 0: d['num_res_blocks'] = None
     return cls(**d, **{p: PARTS[p](**kw) for p, kw in parts.items()})
 
-# %% ../nbs/06_config.ipynb #08c47748
+# %% ../nbs/06_config.ipynb #0e0905c6
 def fields_with(*roles:str) -> tuple:
     "Flat names of the settings whose role is one of `roles`."
     bad = [r for r in roles if r not in ROLES]
     if bad: raise ValueError(f"unknown roles {bad}; roles: {ROLES}")
     return tuple(n for n, (_, f) in FIELDS.items() if f.metadata['role'] in roles)
 
-# %% ../nbs/06_config.ipynb #b605cc9c
+# %% ../nbs/06_config.ipynb #615a34f4
 RESUMABLE = frozenset(fields_with('length', 'calibration', 'detection', 'runtime', 'record'))   # may differ between a run and its resume
 AFTER_TRAINING = frozenset(fields_with('data', 'calibration', 'detection', 'runtime'))          # may be set when a trained run is used
 
-# %% ../nbs/06_config.ipynb #414c5f3e
+# %% ../nbs/06_config.ipynb #d4a86e5e
 def after_training(cfg:Config, # a trained run's configuration
                    **changes, # new values of settings that may change after training (`AFTER_TRAINING`), by flat name
                   ) -> Config:
@@ -252,7 +251,7 @@ def after_training(cfg:Config, # a trained run's configuration
                                + ', '.join(f"{k}={flat(cfg)[k]!r}" for k in fixed) + ")")
     return cfg.replace(**changes)
 
-# %% ../nbs/06_config.ipynb #ade5858a
+# %% ../nbs/06_config.ipynb #ad5e3940
 PRESETS = {
     'paper': dict(weights='raw'),   # the paper evaluates the trained weights: it mentions no moving average
     'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2,
@@ -262,7 +261,7 @@ PRESETS = {
     'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8, holdout=0.25),
 }
 
-# %% ../nbs/06_config.ipynb #075b7fb8
+# %% ../nbs/06_config.ipynb #5efaa7d5
 def get_config(preset:str='paper', # one of PRESETS
                **overrides, # any setting, by its flat name
               ) -> Config:
@@ -270,45 +269,45 @@ def get_config(preset:str='paper', # one of PRESETS
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
     return Config().replace(**{**PRESETS[preset], **overrides, 'preset': preset})
 
-# %% ../nbs/06_config.ipynb #e2eaaeea
+# %% ../nbs/06_config.ipynb #3516c959
 def make_noise(cfg:Config):
     "The configured noise object."
     return get_noise(cfg.noise, **cfg.noise_kwargs)
 
-# %% ../nbs/06_config.ipynb #98c826bf
+# %% ../nbs/06_config.ipynb #ac227a85
 def make_schedule(cfg:Config) -> DDPMSchedule:
     "The configured variance schedule."
     return DDPMSchedule(linear_betas(cfg.T, cfg.beta_start, cfg.beta_end))
 
-# %% ../nbs/06_config.ipynb #a17b6c29
+# %% ../nbs/06_config.ipynb #9ecf7f7f
 def model_kwargs(cfg:Config) -> dict:
     "The `ResUNet` arguments of `cfg`: the unet preset's, with the fields that are set."
     over = {k: getattr(cfg, k) for k in ('base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions', 'dropout')}
     return {**unet_preset(cfg.unet), 'in_channels': cfg.image.in_channels, **{k: v for k, v in over.items() if v is not None}}
 
-# %% ../nbs/06_config.ipynb #52813b7f
+# %% ../nbs/06_config.ipynb #f1f83df6
 def make_model(cfg:Config) -> ResUNet:
     "The configured ResUNet (float32, on the CPU)."
     return ResUNet(**model_kwargs(cfg))
 
-# %% ../nbs/06_config.ipynb #8957668c
+# %% ../nbs/06_config.ipynb #082eb5e9
 # the noise parameters of runs written before runs pinned their noise (their files name only what was passed): the Gaussian
 # mixture's defaults until the gmm study (nbs/studies/gmm.ipynb) chose new ones, and not periodic, as before `periodic` existed
 LEGACY_NOISE_KWARGS = {'gmm': {'K': 32, 'sigma_min': 0.05, 'sigma_max': 0.15, 'periodic': False}}
 
-# %% ../nbs/06_config.ipynb #03cc15a9
+# %% ../nbs/06_config.ipynb #dd05a825
 def pin_noise(cfg:Config) -> Config:
     "`cfg` with every parameter of its noise written out, so that a later change of a default cannot change a trained run."
     return cfg.replace(noise_kwargs=noise_params(make_noise(cfg)))
 
-# %% ../nbs/06_config.ipynb #98b980cd
+# %% ../nbs/06_config.ipynb #a1f51e3f
 def saved_config(d:dict, # a configuration as a run's checkpoint or config.json holds it
                 ) -> Config:
     "The configuration of a trained run, its noise pinned: a parameter its file does not name gets the value runs had before it existed."
     kw = {**LEGACY_NOISE_KWARGS.get(d.get('noise'), {}), **(d.get('noise_kwargs') or {})}
     return pin_noise(Config.from_dict({**d, 'noise_kwargs': kw}))
 
-# %% ../nbs/06_config.ipynb #07c2a0e1
+# %% ../nbs/06_config.ipynb #a215567c
 def split_holdout(ds:AnomalyDataset, # the good training images
                   frac:float, # fraction held out; 0: none
                   seed:int=0, # seed of the choice
@@ -322,12 +321,12 @@ def split_holdout(ds:AnomalyDataset, # the good training images
                                        cache=ds.cache, interpolation=ds.interpolation, pixel_labels=ds.pixel_labels)
     return part(True), part(False)
 
-# %% ../nbs/06_config.ipynb #ba377df0
+# %% ../nbs/06_config.ipynb #02e02c9b
 def _root(cfg:Config) -> Path:
     "The data root of `cfg`: its `data_root`, or the built-in dataset (written on first use)."
     return Path(cfg.data_root) if cfg.data_root is not None else make_builtin_dataset(category=cfg.category)
 
-# %% ../nbs/06_config.ipynb #8aacc95f
+# %% ../nbs/06_config.ipynb #23d6a33e
 def load_data(cfg:Config,
               splits:tuple=('train', 'test'), # the splits to load; training needs only ('train',) (no masks)
               verbose:bool=True, # print the counts per split
@@ -340,13 +339,13 @@ def load_data(cfg:Config,
     if verbose and held is not None: print(f"{cfg.category}: {len(held)} of the {len(train_ds)} good training images held out of training (holdout={cfg.holdout:g}) for the thresholds")
     return kept, test_ds
 
-# %% ../nbs/06_config.ipynb #9bb5e4e6
+# %% ../nbs/06_config.ipynb #ad3b0c4f
 def load_holdout(cfg:Config):
     "The held-out good training images of `cfg` (`holdout`), which its model never trained on; None when nothing is held out."
     train_ds, _ = load_category(_root(cfg), cfg.category, size=cfg.image.size, resize=cfg.image.resize, splits=('train',), verbose=False)
     return split_holdout(train_ds, cfg.holdout, cfg.seed)[1]
 
-# %% ../nbs/06_config.ipynb #089ab81e
+# %% ../nbs/06_config.ipynb #bd08552b
 def _flag_type(anno):
     "The argparse converter of a field's annotation: bool, int, float or str; 'none' (or 'all') gives None where None is allowed."
     opts = typing.get_args(anno) or (anno,)
@@ -362,19 +361,19 @@ def _flag_type(anno):
     convert.__name__ = base.__name__
     return convert
 
-# %% ../nbs/06_config.ipynb #04495f95
+# %% ../nbs/06_config.ipynb #4fcbd12e
 def _preset_values(name:str) -> str:
     "A setting's value in each preset, e.g. '[paper 224, cpu 64, tiny 16]', or '[all presets: 0.0]'."
     vals = {p: flat(get_config(p))[name] for p in PRESETS}
     if len(set(map(repr, vals.values()))) == 1: return f"[all presets: {next(iter(vals.values()))}]"
     return '[' + ', '.join(f"{p} {v}" for p, v in vals.items()) + ']'
 
-# %% ../nbs/06_config.ipynb #c4987b5c
+# %% ../nbs/06_config.ipynb #96dea806
 def _noise_help() -> str:
     "The registered noises with their parameters and defaults."
     return '; registered: ' + ', '.join(f"{n}({', '.join(f'{k}={v}' for k, v in noise_params(get_noise(n)).items())})" for n in sorted(NOISES))
 
-# %% ../nbs/06_config.ipynb #87f19c81
+# %% ../nbs/06_config.ipynb #feb2acf9
 def _json_dict(s:str) -> dict:
     "A flag's JSON object."
     try: d = json.loads(s)
@@ -382,13 +381,13 @@ def _json_dict(s:str) -> dict:
     if not isinstance(d, dict): raise argparse.ArgumentTypeError(f"{s!r} must be a JSON object, e.g. '{{\"K\": 8}}'")
     return d
 
-# %% ../nbs/06_config.ipynb #91a87d25
+# %% ../nbs/06_config.ipynb #a5f9460e
 def _int_tuple(s:str) -> tuple:
     "A flag's comma-separated integers."
     try: return tuple(int(v) for v in s.split(',') if v.strip())
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not comma-separated integers, e.g. 1,2,2") from None
 
-# %% ../nbs/06_config.ipynb #c0ac7b8a
+# %% ../nbs/06_config.ipynb #8a3fca41
 def _add_flag(p:argparse.ArgumentParser, name:str):
     "Add the flag of one setting, documented by its field's comment and its value in each preset."
     part, f = FIELDS[name]
@@ -398,7 +397,7 @@ def _add_flag(p:argparse.ArgumentParser, name:str):
     elif name in ('channel_mults', 'attention_resolutions'): p.add_argument(f'--{name}', type=_int_tuple, help=f"{doc.docment} (comma-separated) {vals}", **kw)
     else: p.add_argument(f'--{name}', type=_flag_type(doc.anno), help=f"{doc.docment} {vals}" + (_noise_help() if name == 'noise' else ''), **kw)
 
-# %% ../nbs/06_config.ipynb #e036381f
+# %% ../nbs/06_config.ipynb #5fb8c88d
 def config_parser(spec, # a function whose documented parameters are the command's own flags
                   prog:str, # the command's name
                   names:typing.Iterable|None=None, # the settings offered as flags; None: all but `preset`
@@ -414,12 +413,12 @@ def config_parser(spec, # a function whose documented parameters are the command
         if name in names and name not in own: _add_flag(p, name)
     return p
 
-# %% ../nbs/06_config.ipynb #126c2c2e
+# %% ../nbs/06_config.ipynb #0b4e8096
 def config_overrides(args) -> dict:
     "The settings given on the command line, by flat name (`--steps all` gives None: all steps)."
     return {n: getattr(args, n) for n in FIELDS if n != 'preset' and hasattr(args, n)}
 
-# %% ../nbs/06_config.ipynb #d2dcf1c0
+# %% ../nbs/06_config.ipynb #b663594e
 @contextmanager
 def one_line_errors(prog:str):
     "Print a user error (bad value, missing file, a loss that blew up) as one line and exit 2, without a traceback; warnings as one line each."

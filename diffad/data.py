@@ -335,12 +335,10 @@ class AnomalyDataset(_Decoding, torch.utils.data.Dataset):
         self.pixel_labels = pixel_labels  # False: no masks, so pixel metrics are absent
         self.n_decoded = 0  # files decoded so far (a cache hit decodes nothing)
         self._checked = set()  # keys of the samples whose crop has been checked
-
     def __len__(self): return len(self.samples)
     def __repr__(self):
         pl = '' if self.pixel_labels else ', pixel_labels=False'
         return f"AnomalyDataset({len(self)} samples, size={self.size}, resize={self.resize}{pl}, cached={0 if self.cache is None else len(self.cache)})"
-
     def _check(self, s:Sample, msk:Tensor|None):
         "Once per sample: warn when the crop cuts away part of a defect's mask, raise when it cuts all of it."
         if self._key(s) in self._checked or msk is None or s.label != 1: return

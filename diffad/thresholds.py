@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['calibrate', 'good_images', 'read_thresholds', 'save_thresholds', 'calibrate_run']
 
-# %% ../nbs/09_thresholds.ipynb #58fe3e6c
+# %% ../nbs/09_thresholds.ipynb #0fb974cd
 import json, math
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 from .data import find_images, load_image
 from .config import Config, load_holdout
+from .runs import run_dir
 
-# %% ../nbs/09_thresholds.ipynb #dae429e6
+# %% ../nbs/09_thresholds.ipynb #6ad5c7ac
 def _stack(det, good) -> Tensor:
     "Good images as one (N,C,H,W) batch: a dataset of dicts with 'image', a tensor, or image files, folders and patterns."
     if isinstance(good, Tensor): return good
@@ -22,7 +23,7 @@ def _stack(det, good) -> Tensor:
         return torch.stack([load_image(p, det.image.size, det.image.resize)[0] for p in find_images(good)])
     return torch.stack([good[i]['image'] for i in range(len(good))])
 
-# %% ../nbs/09_thresholds.ipynb #d3e7a9d3
+# %% ../nbs/09_thresholds.ipynb #b2f4fbd7
 def calibrate(det, # the detector, with the settings its thresholds are for (`score`, `image`, `name`)
               good, # good images the model did not train on: a dataset, a (N,C,H,W) tensor, or image files/folders
               frr:float=0.01, # accepted false-reject rate: the image threshold's quantile is 1 - frr
@@ -39,7 +40,7 @@ def calibrate(det, # the detector, with the settings its thresholds are for (`sc
     return dict(image=image, pixel=pixel, frr=frr, pixel_frr=pixel_frr, n_good=len(scores), flagged_good=int((scores > image).sum()),
                 settings=det.name, source=source)
 
-# %% ../nbs/09_thresholds.ipynb #a86aed6f
+# %% ../nbs/09_thresholds.ipynb #ed2e6cea
 def good_images(cfg:Config, # the trained run's configuration (its data and holdout)
                 good=None, # good parts the model did not train on (files, folders, patterns); None: the run's held-out images
                ) -> tuple: # (the good images, where they came from)
@@ -50,17 +51,11 @@ def good_images(cfg:Config, # the trained run's configuration (its data and hold
                                       "pass good parts the model did not train on (--good)")
     return held, f'the {cfg.holdout:.0%} of train/good held out of training'
 
-# %% ../nbs/09_thresholds.ipynb #a6b9fd5a
-def _calibration_file(run:str|Path) -> Path:
-    "The calibration file of a run folder (or of its checkpoint)."
-    run = Path(run)
-    return (run.parent.parent if run.is_file() or run.suffix == '.pt' else run) / 'calibration.json'
-
-# %% ../nbs/09_thresholds.ipynb #f0685c75
+# %% ../nbs/09_thresholds.ipynb #b935a19d
 def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                    ) -> dict: # detection settings name -> thresholds
     "The thresholds calibrated for a run, by detection settings; {} when none are."
-    p = _calibration_file(run)
+    p = run_dir(run) / 'calibration.json'
     if not p.exists(): return {}
     try: d = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{p} is not valid JSON ({e})") from None
@@ -72,18 +67,18 @@ def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                 raise ValueError(f"{p}: the {k} threshold of {name!r} is {v!r}, not a finite number")
     return d
 
-# %% ../nbs/09_thresholds.ipynb #ca632a13
+# %% ../nbs/09_thresholds.ipynb #9e81c86b
 def save_thresholds(run:str|Path, # the run folder
                     name:str, # the detection settings they are for (`Detector.name`)
                     thresholds:dict, # what `calibrate` returned
                    ) -> Path:
     "Record thresholds in the run's calibration.json under the settings' name, keeping other settings' entries."
     if not thresholds: raise ValueError("no thresholds to save")
-    p = _calibration_file(run)
+    p = run_dir(run) / 'calibration.json'
     p.write_text(json.dumps({**read_thresholds(run), name: thresholds}, indent=1))
     return p
 
-# %% ../nbs/09_thresholds.ipynb #dd2695bf
+# %% ../nbs/09_thresholds.ipynb #34e6dbb4
 def calibrate_run(run:str|Path, # the run folder whose calibration.json gets them
                   det, # the run's detector, with the settings to calibrate for
                   cfg:Config, # the run's configuration (data, holdout, frr, pixel_frr)

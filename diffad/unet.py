@@ -209,12 +209,10 @@ class ResUNet(nn.Module):
         for k in ('in_channels', 'base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions'): setattr(self, k, self.init_args[k])
         self.factor = 2 ** (len(self.channel_mults) - 1)
         self.time_embed, self.inp, self.down, self.mid, self.up, self.out = _unet_layers(**self.init_args)
-
     def check_input(self, x:Tensor, # (B, C, H, W)
                    ):
         "Raise a `ValueError` naming the problem if the network cannot take `x`."
         _check_image(x, self.in_channels, self.factor, len(self.channel_mults))
-
     def forward(self, x:Tensor, # (B, C, H, W) noisy images xt
                 t:Tensor, # (B,) steps, 0-based, long or float (a 0-d tensor or number is used for every image)
                ) -> Tensor: # (B, C, H, W) predicted eps
@@ -227,11 +225,8 @@ class ResUNet(nn.Module):
         return self.out(h)                                                  # (B, C, H, W)
 
     @classmethod
-    def from_preset(cls, name:str, # 'paper', 'cpu' or 'tiny' (see `UNET_PRESETS` below)
-                    in_channels:int=3, # image channels
-                    **overrides, # any other ResUNet argument
-                   ) -> 'ResUNet':
-        "The `ResUNet` of a named preset, with `overrides` applied."
+    def from_preset(cls, name:str, in_channels:int=3, **overrides) -> 'ResUNet':
+        "The `ResUNet` of preset `name` ('paper', 'cpu' or 'tiny': `UNET_PRESETS`) for `in_channels` image channels, with any other argument in `overrides`."
         return cls(**{**unet_preset(name), 'in_channels': in_channels, **overrides})
 
 # %% ../nbs/03_unet.ipynb #7408a044
