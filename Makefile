@@ -11,7 +11,7 @@ $(STAMP): settings.ini setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,export]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -24,7 +24,7 @@ run: $(STAMP)
 
 # speed benchmarks on this machine (each writes outputs/benchmarks/<name>.json)
 bench: $(STAMP)
-	for b in noise metrics pipeline switches; do $(BIN)/papermill nbs/benchmarks/$$b.ipynb /tmp/diffad_bench_$$b.ipynb || exit 1; done
+	for b in noise metrics pipeline switches export; do $(BIN)/papermill nbs/benchmarks/$$b.ipynb /tmp/diffad_bench_$$b.ipynb || exit 1; done
 
 # the paper-scale benchmark, on a GPU machine (outputs/benchmarks/gpu.json)
 bench-gpu: $(STAMP)

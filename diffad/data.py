@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'DEFECT_KINDS', 'TEXTURES', 'image_exts', 'Sample', 'categories', 'mvtec_samples', 'read_rgb',
-           'read_mask', 'resize_shorter', 'center_crop', 'AnomalyDataset', 'load_category', 'find_images', 'Frame',
-           'load_image', 'to_original', 'synth_defect', 'builtin_root', 'make_builtin_dataset']
+           'read_mask', 'resize_shorter', 'center_crop', 'AnomalyDataset', 'load_category', 'find_images',
+           'check_readable', 'Frame', 'load_image', 'to_original', 'synth_defect', 'builtin_root',
+           'make_builtin_dataset']
 
-# %% ../nbs/04_data.ipynb #dce9bc4a
+# %% ../nbs/04_data.ipynb #d2115127
 import os, glob, json, math, shutil, uuid, hashlib, warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,14 +21,14 @@ from torch import Tensor
 from PIL import Image
 from .core import to_pm1
 
-# %% ../nbs/04_data.ipynb #cd13591b
+# %% ../nbs/04_data.ipynb #37d9ed63
 def image_exts() -> frozenset:
     "The file extensions (lower case, with the dot) of every format the installed Pillow can open."
     return frozenset(e.lower() for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 IMAGE_EXTS = tuple(sorted(image_exts()))  # image file extensions at import, matched case-insensitively
 
-# %% ../nbs/04_data.ipynb #dcb3a11f
+# %% ../nbs/04_data.ipynb #cd8c5423
 SPLITS = ('train', 'test')
 
 @dataclass(frozen=True)
@@ -46,30 +47,30 @@ class Sample:
         if self.label == 1 and self.mask_path is None and self.pixel_labels:
             raise ValueError(f"defective sample {self.path} has no mask_path (pixel_labels=False if the set has no masks)")
 
-# %% ../nbs/04_data.ipynb #e2659cd1
+# %% ../nbs/04_data.ipynb #26ee1512
 def _is_image(p:Path, exts:frozenset|None=None) -> bool:
     "A visible file whose extension is one Pillow reads (`exts`, default `image_exts()`)."
     return not p.name.startswith('.') and p.suffix.lower() in (exts or image_exts()) and p.is_file()
 
-# %% ../nbs/04_data.ipynb #5a3fe32e
+# %% ../nbs/04_data.ipynb #984d3c96
 def _images(folder:Path) -> list[Path]:
     "The image files directly inside `folder`, sorted by name."
     exts = image_exts()
     return sorted((p for p in folder.iterdir() if _is_image(p, exts)), key=lambda p: p.name)
 
-# %% ../nbs/04_data.ipynb #098aeffa
+# %% ../nbs/04_data.ipynb #364b90a4
 def _others(folder:Path, dirs:bool) -> list[Path]:
     "The visible entries of `folder` that are neither images nor (unless `dirs`) folders, sorted by name."
     exts = image_exts()
     return sorted((p for p in folder.iterdir() if not p.name.startswith('.') and not _is_image(p, exts)
                    and (dirs or not p.is_dir())), key=lambda p: p.name)
 
-# %% ../nbs/04_data.ipynb #4f41b39b
+# %% ../nbs/04_data.ipynb #8d1c34f5
 def _subdirs(folder:Path) -> list[Path]:
     "The visible sub-folders of `folder`, sorted by name."
     return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith('.')), key=lambda p: p.name)
 
-# %% ../nbs/04_data.ipynb #4f9c4def
+# %% ../nbs/04_data.ipynb #9f0bd2f1
 def _image_size(path:Path) -> tuple[int, int]:
     "(width, height) of an image file from its header; ValueError naming the file if it is not a readable image."
     try:
@@ -77,7 +78,7 @@ def _image_size(path:Path) -> tuple[int, int]:
     except FileNotFoundError: raise
     except Exception as e: raise ValueError(f"cannot read image file {path}: {e}") from e
 
-# %% ../nbs/04_data.ipynb #76514ef6
+# %% ../nbs/04_data.ipynb #7c57b420
 def _find_mask(gt:Path, masks:list, img:Path) -> Path:
     "The mask of image `img` among the files `masks` of folder `gt`: `<stem>_mask.<ext>`, else `<stem>.<ext>`."
     stem = img.stem
@@ -87,7 +88,7 @@ def _find_mask(gt:Path, masks:list, img:Path) -> Path:
         if hits: return hits[0]
     raise FileNotFoundError(f"no ground-truth mask for defective image {img}: expected {gt / (stem + '_mask.png')}")
 
-# %% ../nbs/04_data.ipynb #6284d917
+# %% ../nbs/04_data.ipynb #72e5f674
 def _warn_ignored(cat:Path, ignored:list, show:int=3):
     "One warning line listing the entries of a category's folders that are not images."
     if not ignored: return
@@ -95,7 +96,7 @@ def _warn_ignored(cat:Path, ignored:list, show:int=3):
     more = f", ... ({len(names) - show} more)" if len(names) > show else ''
     warnings.warn(f"{cat}: {len(names)} entries that are not images were ignored: {', '.join(names[:show])}{more}", stacklevel=3)
 
-# %% ../nbs/04_data.ipynb #8190f36f
+# %% ../nbs/04_data.ipynb #9214f207
 def categories(root:str|Path, # a folder holding MVTec-layout categories
               ) -> list[str]:
     "The names of the categories under `root` (visible sub-folders that have `train/good`), sorted."
@@ -103,7 +104,7 @@ def categories(root:str|Path, # a folder holding MVTec-layout categories
     if not root.is_dir(): raise FileNotFoundError(f"data root not found: {root}")
     return [p.name for p in _subdirs(root) if (p / 'train' / 'good').is_dir()]
 
-# %% ../nbs/04_data.ipynb #a5c01795
+# %% ../nbs/04_data.ipynb #6e1a4494
 def _category_dir(root:str|Path, # a folder holding MVTec-layout categories
                  category:str, # one category folder under `root`
                  splits:tuple, # the splits to list
@@ -118,7 +119,7 @@ def _category_dir(root:str|Path, # a folder holding MVTec-layout categories
         raise ValueError(f"splits must be a non-empty tuple drawn from {SPLITS}, got {splits!r}")
     return cat
 
-# %% ../nbs/04_data.ipynb #ae184c47
+# %% ../nbs/04_data.ipynb #daa93357
 def _type_folders(d:Path, # a split folder, `<category>/train` or `<category>/test`
                   split:str, # 'train' or 'test'
                  ) -> tuple[list, list]: # (type folder names, entries of `d` that are not images)
@@ -133,7 +134,7 @@ def _type_folders(d:Path, # a split folder, `<category>/train` or `<category>/te
         if types != ['good']: raise ValueError(f"{d} must hold only good/ (found {types})")
     return types, ignored
 
-# %% ../nbs/04_data.ipynb #ecd2c22f
+# %% ../nbs/04_data.ipynb #c5d1f4a8
 def _type_samples(cat:Path, # the category folder
                   split:str, # 'train' or 'test'
                   t:str, # the type folder: 'good' or a defect type
@@ -158,7 +159,7 @@ def _type_samples(cat:Path, # the category folder
         out.append(Sample(p, split, int(t != 'good'), t, mask, pixel_labels))
     return out, ignored
 
-# %% ../nbs/04_data.ipynb #6ce8c8ac
+# %% ../nbs/04_data.ipynb #adc36380
 def mvtec_samples(root:str|Path, # a folder holding MVTec-layout categories
                   category:str, # one category folder under `root`
                   splits:tuple=SPLITS, # which splits to list; ('train',) needs no test/, ground_truth/ or masks
@@ -177,7 +178,7 @@ def mvtec_samples(root:str|Path, # a folder holding MVTec-layout categories
     _warn_ignored(cat, ignored)
     return sorted(out, key=lambda s: (SPLITS.index(s.split), s.defect_type != 'good', s.defect_type, s.path.name))
 
-# %% ../nbs/04_data.ipynb #0b8e4b97
+# %% ../nbs/04_data.ipynb #5f48202c
 def _open(path:Path) -> Image.Image:
     "Open and fully decode an image file; errors name the file."
     path = Path(path)
@@ -186,7 +187,7 @@ def _open(path:Path) -> Image.Image:
         im = Image.open(path); im.load(); return im
     except Exception as e: raise ValueError(f"cannot read image file {path}: {e}") from e
 
-# %% ../nbs/04_data.ipynb #778122bb
+# %% ../nbs/04_data.ipynb #6e1ed412
 _MODES16 = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 
 def read_rgb(path:str|Path, # an image file
@@ -200,7 +201,7 @@ def read_rgb(path:str|Path, # an image file
     try: return im.convert('RGB')
     except Exception as e: raise ValueError(f"cannot convert image file {path} (mode {im.mode}) to RGB: {e}") from e
 
-# %% ../nbs/04_data.ipynb #f7c78743
+# %% ../nbs/04_data.ipynb #7e16f749
 def read_mask(path:str|Path, # a mask file; any non-zero pixel is defective
              ) -> Image.Image:
     "Decode a mask file as a one-channel PIL image with values 0 and 255."
@@ -208,7 +209,7 @@ def read_mask(path:str|Path, # a mask file; any non-zero pixel is defective
     a = np.asarray(im) if im.mode in _MODES16 + ('F',) else np.asarray(im.convert('L'))
     return Image.fromarray(((a > 0) * 255).astype(np.uint8))
 
-# %% ../nbs/04_data.ipynb #0f1da9ec
+# %% ../nbs/04_data.ipynb #1d5a9ab1
 _RESAMPLE = dict(nearest=Image.NEAREST, bilinear=Image.BILINEAR, bicubic=Image.BICUBIC, lanczos=Image.LANCZOS, box=Image.BOX)
 
 def resize_shorter(im:Image.Image, # a PIL image
@@ -222,7 +223,7 @@ def resize_shorter(im:Image.Image, # a PIL image
     new = (resize, max(1, int(h * resize / s + 0.5))) if w == s else (max(1, int(w * resize / s + 0.5)), resize)
     return im if new == im.size else im.resize(new, _RESAMPLE[interpolation])
 
-# %% ../nbs/04_data.ipynb #e1f70a70
+# %% ../nbs/04_data.ipynb #466d2690
 def center_crop(x:Tensor, # (..., H, W)
                 size:int|None, # side of the square crop; None keeps the whole image
                ) -> Tensor:
@@ -233,7 +234,7 @@ def center_crop(x:Tensor, # (..., H, W)
     top, left = (H - size) // 2, (W - size) // 2
     return x[..., top:top + size, left:left + size]
 
-# %% ../nbs/04_data.ipynb #4ddaf718
+# %% ../nbs/04_data.ipynb #da517321
 def _dataset_args(samples, size, resize, cache, interpolation, pixel_labels) -> tuple:
     "The arguments of `AnomalyDataset` checked: returns the samples as a list and the cache as a dict or None."
     samples = list(samples)
@@ -254,7 +255,7 @@ def _dataset_args(samples, size, resize, cache, interpolation, pixel_labels) -> 
     elif not hasattr(cache, 'get') or not hasattr(cache, '__setitem__'): raise ValueError(f"cache must be a bool or a dict, got {type(cache).__name__}")
     return samples, cache
 
-# %% ../nbs/04_data.ipynb #00e90c8a
+# %% ../nbs/04_data.ipynb #20d34b85
 def _decode_sample(s:Sample, # the sample to read
                    mask_path:Path|None, # its mask file; None reads no mask
                    resize:int|None, # shorter side after resizing (None: keep the file's size)
@@ -273,7 +274,7 @@ def _decode_sample(s:Sample, # the sample to read
     img = torch.from_numpy(np.array(resize_shorter(im, resize, interpolation))).permute(2, 0, 1).contiguous()
     return img, msk
 
-# %% ../nbs/04_data.ipynb #22905fff
+# %% ../nbs/04_data.ipynb #5125f2e7
 class _Decoding:
     "How `AnomalyDataset` reads: each sample is decoded and resized once (on first use, or all at once by `preload`) and kept as uint8 tensors in `cache`."
     def _mask_path(self, s:Sample): return s.mask_path if self.pixel_labels else None
@@ -299,7 +300,7 @@ class _Decoding:
         for s in self.samples: self._check(s, self.cache[self._key(s)][1])
         return self
 
-# %% ../nbs/04_data.ipynb #85b76f09
+# %% ../nbs/04_data.ipynb #938f6466
 def _crop_named(path, # the image `x` comes from, named in errors
                 x:Tensor, # (..., H, W)
                 size:int|None, # side of the centre crop (None: no crop)
@@ -308,7 +309,7 @@ def _crop_named(path, # the image `x` comes from, named in errors
     try: return center_crop(x, size)
     except ValueError as e: raise ValueError(f"image {path}: {e}") from None
 
-# %% ../nbs/04_data.ipynb #e6909ed9
+# %% ../nbs/04_data.ipynb #30f434c3
 def _check_crop(path, # the defective image, named in the message
                 msk:Tensor, # (1,h,w) uint8 mask of the resized image
                 size:int|None, # side of the centre crop
@@ -319,7 +320,7 @@ def _check_crop(path, # the defective image, named in the message
     if lost == n: raise ValueError(f"{where} cuts away all {n} mask pixels of defective image {path}, which would keep label 1 with no defect pixel; use resize == size for square images, size=None, or another crop")
     if lost: warnings.warn(f"{where} cuts away {lost / n:.1%} of the mask pixels ({lost} of {n}) of defective image {path}", stacklevel=4)
 
-# %% ../nbs/04_data.ipynb #f55170b3
+# %% ../nbs/04_data.ipynb #148f8a4a
 class AnomalyDataset(_Decoding, torch.utils.data.Dataset):
     "A torch Dataset of MVTec-layout samples: resized, centre-cropped images in [-1, 1] with binary masks."
     def __init__(self,
@@ -359,7 +360,7 @@ class AnomalyDataset(_Decoding, torch.utils.data.Dataset):
         lines = sorted(rel(s.path) + ('' if self._mask_path(s) is None else ' ' + rel(self._mask_path(s))) for s in self.samples)
         return hashlib.sha1('\n'.join(lines).encode()).hexdigest()[:16]
 
-# %% ../nbs/04_data.ipynb #1ffa79fa
+# %% ../nbs/04_data.ipynb #e44a995f
 def _summary(category:str, train, test) -> str:
     "One line of counts: `brick: train 64 good | test 16 good, 16 defective in 4 types`."
     parts = [] if train is None else [f"train {len(train)} good"]
@@ -369,7 +370,7 @@ def _summary(category:str, train, test) -> str:
                      + ('' if test.pixel_labels else ' (no pixel labels)'))
     return f"{category}: " + ' | '.join(parts)
 
-# %% ../nbs/04_data.ipynb #1416a4c1
+# %% ../nbs/04_data.ipynb #705c887a
 def load_category(root:str|Path, # a folder holding MVTec-layout categories
                   category:str, # the category folder under `root`
                   size:int|None=224, # side of the centre crop
@@ -391,32 +392,51 @@ def load_category(root:str|Path, # a folder holding MVTec-layout categories
     if verbose: print(_summary(category, train, test))
     return train, test
 
-# %% ../nbs/04_data.ipynb #51aa0505
+# %% ../nbs/04_data.ipynb #e1153310
+def _folder_images(p:Path, is_img, skip:tuple) -> tuple:
+    "(images, other files, images skipped) under the folder `p`, hidden entries left out; folders holding a file named in `skip` are skipped."
+    files = sorted(q for q in p.rglob('*') if q.is_file() and not any(part.startswith('.') for part in q.relative_to(p).parts))
+    marked = {q.parent for m in skip for q in p.rglob(m)}
+    mine = lambda q: any(a in marked for a in q.parents if a == p or p in a.parents)
+    skipped = [q for q in files if mine(q)]; files = [q for q in files if not mine(q)]
+    return [q for q in files if is_img(q)], [q for q in files if not is_img(q)], [q for q in skipped if is_img(q)]
+
+def _listing(xs:list) -> str: return ', '.join(map(str, xs[:3])) + (' ...' if len(xs) > 3 else '')
+
 def find_images(paths, # files, folders and glob patterns (str or Path), or one of them
+                skip:tuple=(), # marker file names: folders holding one (diffad's own outputs) are not searched, with a warning
                ) -> list: # image files, each once, in the order given
     "The image files named by `paths`; errors name a missing path, an empty pattern or a file that is not an image."
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    paths = [paths] if isinstance(paths, (str, Path)) else paths
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, (str, Path)) for p in paths):
+        kinds = sorted({type(p).__name__ for p in paths}) if isinstance(paths, (list, tuple)) else [type(paths).__name__]
+        raise ValueError(f"images must be files, folders or glob patterns (str or Path), got {' and '.join(kinds)}")
     if not paths: raise ValueError("no images given: pass files, folders or glob patterns")
-    exts, found, ignored = image_exts(), [], []
+    exts, found, ignored, skipped = image_exts(), [], [], []
     is_img = lambda p: p.suffix.lower() in exts and not p.name.startswith('.')
     for raw in map(str, paths):
         hits = [Path(h) for h in sorted(glob.glob(raw, recursive=True))] if glob.has_magic(raw) else [Path(raw)]
         if not hits: raise FileNotFoundError(f"no file matches {raw!r}")
         for p in hits:
-            if p.is_dir():
-                files = sorted(q for q in p.rglob('*') if q.is_file() and not any(part.startswith('.') for part in q.relative_to(p).parts))
-                found += [q for q in files if is_img(q)]; ignored += [q for q in files if not is_img(q)]
+            if p.is_dir(): found, ignored, skipped = [a + b for a, b in zip((found, ignored, skipped), _folder_images(p, is_img, skip))]
             elif p.is_file():
                 if not is_img(p): raise ValueError(f"{p} is not an image file (Pillow reads {', '.join(sorted(exts)[:8])}, ...)")
                 found.append(p)
             else: raise FileNotFoundError(f"no such file or folder: {p}")
-    if ignored:
-        warnings.warn(f"{len(ignored)} files that are not images were ignored: " + ', '.join(map(str, ignored[:3])) + (' ...' if len(ignored) > 3 else ''))
+    if ignored: warnings.warn(f"{len(ignored)} files that are not images were ignored: {_listing(ignored)}")
+    if skipped: warnings.warn(f"{len(skipped)} images in folders diffad wrote (its own results) were not read: {_listing(skipped)}")
     out = list(dict.fromkeys(found))
     if not out: raise ValueError(f"no image files in {', '.join(map(str, paths))}")
     return out
 
-# %% ../nbs/04_data.ipynb #9935af4b
+# %% ../nbs/04_data.ipynb #b48a28ed
+def check_readable(files:list, # image files
+                  ) -> list:
+    "`files`, once each has been decoded; the first that cannot be read is an error naming it."
+    for f in files: _open(f).close()
+    return files
+
+# %% ../nbs/04_data.ipynb #8ad8c38d
 @dataclass
 class Frame:
     "Where the network's crop lies in an image."
@@ -433,7 +453,7 @@ class Frame:
         "The share of the image the network sees."
         return self.size * self.size / (self.rw * self.rh)
 
-# %% ../nbs/04_data.ipynb #2ced9a6f
+# %% ../nbs/04_data.ipynb #eae26098
 def load_image(img, # an image file, or a PIL image
                size:int, # side of the network's crop
                resize:int, # shorter side after resizing
@@ -446,7 +466,7 @@ def load_image(img, # an image file, or a PIL image
     rh, rw = t.shape[-2:]
     return x, Frame(im.width, im.height, rw, rh, (rh - size) // 2, (rw - size) // 2, size)
 
-# %% ../nbs/04_data.ipynb #a76a7f6c
+# %% ../nbs/04_data.ipynb #0c457f3d
 def to_original(amap:Tensor, # (size,size) map on the network's crop
                 frame:Frame, # where the crop lies
                ) -> np.ndarray: # (height, width) float32
@@ -456,7 +476,7 @@ def to_original(amap:Tensor, # (size,size) map on the network's crop
     out = F.interpolate(canvas[None, None].float(), size=(frame.height, frame.width), mode='bilinear', align_corners=False)
     return out[0, 0].cpu().numpy()
 
-# %% ../nbs/04_data.ipynb #eafeac74
+# %% ../nbs/04_data.ipynb #17e9c1d7
 DEFECT_KINDS = ('scratch', 'stain', 'patch', 'hole')
 
 def _defect_kind(image:Tensor, # (C,H,W), C = 1 or 3, at least 8x8
@@ -475,17 +495,17 @@ def _defect_kind(image:Tensor, # (C,H,W), C = 1 or 3, at least 8x8
     if kind not in DEFECT_KINDS: raise ValueError(f"kind must be one of {DEFECT_KINDS} or None, got {kind!r}")
     return kind
 
-# %% ../nbs/04_data.ipynb #fb597b30
+# %% ../nbs/04_data.ipynb #f4dfe881
 def _rand(g:torch.Generator, n:int) -> list:
     "n uniform numbers in [0, 1) from `g`."
     return torch.rand(n, generator=g, device=g.device).tolist()
 
-# %% ../nbs/04_data.ipynb #ca0380ed
+# %% ../nbs/04_data.ipynb #9a47c309
 def _away(m:float, lo:float, hi:float, u:float) -> float:
     "A value between lo and hi in magnitude, on the other side of 0 from `m`."
     return (-1 if m >= 0 else 1) * (lo + (hi - lo) * u)
 
-# %% ../nbs/04_data.ipynb #d0111f77
+# %% ../nbs/04_data.ipynb #f680a373
 def _blob(yy:Tensor, xx:Tensor, cy:float, cx:float, r:float, wobble:float, u:list) -> tuple:
     "A rotated ellipse with a wavy outline: (region (H,W) bool, relative radius (H,W) in [0, 1] inside)."
     ecc, rot = 0.55 + 0.45 * u[0], 2 * math.pi * u[1]
@@ -496,7 +516,7 @@ def _blob(yy:Tensor, xx:Tensor, cy:float, cx:float, r:float, wobble:float, u:lis
                             + u[6] * torch.cos(5 * phi + 6.283 * u[7])) / 3)
     return rho <= rr, (rho / rr).clamp(0, 1)
 
-# %% ../nbs/04_data.ipynb #cf14f7de
+# %% ../nbs/04_data.ipynb #f9d4d78d
 def _curve(yy:Tensor, xx:Tensor, p0, p1, p2, n:int=16) -> Tensor:
     "Distance (H,W) from each pixel centre to a quadratic Bezier curve, as n line segments."
     t = torch.linspace(0, 1, n + 1).tolist()
@@ -508,7 +528,7 @@ def _curve(yy:Tensor, xx:Tensor, p0, p1, p2, n:int=16) -> Tensor:
         d = torch.minimum(d, torch.hypot(yy - (ay + s * vy), xx - (ax + s * vx)))
     return d
 
-# %% ../nbs/04_data.ipynb #e4f11c2d
+# %% ../nbs/04_data.ipynb #b4c99cf0
 def _defect_region(kind:str, # one of DEFECT_KINDS
                    yy:Tensor, xx:Tensor, # (H,W) row and column of each pixel centre
                    u:list, # 16 uniform numbers in [0, 1) that place and size the defect
@@ -536,7 +556,7 @@ def _defect_region(kind:str, # one of DEFECT_KINDS
     if not region.any(): region[min(H - 1, max(0, round(seed_px[0]))), min(W - 1, max(0, round(seed_px[1])))] = True
     return region, q
 
-# %% ../nbs/04_data.ipynb #8682a6d8
+# %% ../nbs/04_data.ipynb #fba10353
 def _defect_values(kind:str, # one of DEFECT_KINDS
                    x:Tensor, # (C,H,W) float image in [-1, 1]
                    region:Tensor, # (H,W) bool, where the defect goes
@@ -561,7 +581,7 @@ def _defect_values(kind:str, # one of DEFECT_KINDS
     src = torch.roll(src, (int(u[4] * H), int(u[5] * W)), (1, 2))
     return src + _away(src[:, region].mean().item(), 0.2, 0.4, u[6])
 
-# %% ../nbs/04_data.ipynb #542c69d8
+# %% ../nbs/04_data.ipynb #133e912a
 def synth_defect(image:Tensor, # (C,H,W) in [-1, 1], C = 1 or 3
                  generator:torch.Generator, # the source of randomness
                  kind:str|None=None, # one of DEFECT_KINDS; None draws one at random
@@ -578,13 +598,13 @@ def synth_defect(image:Tensor, # (C,H,W) in [-1, 1], C = 1 or 3
     out = torch.where(region, d.clamp(-1, 1), x).to(image.dtype)  # (C,H,W)
     return out, region[None].to(image.dtype)
 
-# %% ../nbs/04_data.ipynb #5da3ee11
+# %% ../nbs/04_data.ipynb #1fb112e4
 def builtin_root() -> Path:
     "Where the built-in dataset lives: $DIFFAD_DATA/builtin, else $XDG_CACHE_HOME/diffad/builtin (~/.cache/diffad/builtin)."
     if os.environ.get('DIFFAD_DATA'): return Path(os.environ['DIFFAD_DATA']).expanduser() / 'builtin'
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache').expanduser() / 'diffad' / 'builtin'
 
-# %% ../nbs/04_data.ipynb #0e05fddf
+# %% ../nbs/04_data.ipynb #4e685968
 TEXTURES = ('brick', 'grass', 'gravel')  # the built-in categories
 _TINTS = dict(brick=(1.18, 0.82, 0.66), grass=(0.78, 1.12, 0.62), gravel=(1.04, 1.0, 0.93))
 
@@ -595,7 +615,7 @@ def _texture(name:str) -> Tensor:
     gray = torch.from_numpy(getattr(skimage.data, name)()).float()  # (512,512)
     return (gray[None] * torch.tensor(_TINTS[name])[:, None, None]).round().clamp(0, 255).to(torch.uint8)
 
-# %% ../nbs/04_data.ipynb #95ca0d2a
+# %% ../nbs/04_data.ipynb #96626739
 _CROP = 192  # side of the crops taken from the 512 px photographs
 
 def _crop(tex:Tensor, g:torch.Generator, size:int, where:str) -> Tensor:
@@ -612,14 +632,14 @@ def _crop(tex:Tensor, g:torch.Generator, size:int, where:str) -> Tensor:
     im = Image.fromarray(c.permute(1, 2, 0).contiguous().numpy()).resize((size, size), Image.LANCZOS)
     return to_pm1(torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 255)
 
-# %% ../nbs/04_data.ipynb #62de9818
+# %% ../nbs/04_data.ipynb #92f7a3f4
 def _save(x:Tensor, path:Path):
     "Write a (3,H,W) image in [-1, 1] or a (1,H,W) mask in {0,1} as an 8-bit PNG."
     a = ((x + 1) * 127.5) if x.shape[0] == 3 else x * 255
     a = a.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     Image.fromarray(a if a.shape[-1] == 3 else a[..., 0]).save(path, format='PNG')
 
-# %% ../nbs/04_data.ipynb #2efdd9f5
+# %% ../nbs/04_data.ipynb #491fe9a4
 _BUILTIN_VERSION = 1
 
 def _builtin_args(category:str, size:int, n_train:int, n_test:int, seed:int, kinds:tuple) -> dict:
@@ -634,7 +654,7 @@ def _builtin_args(category:str, size:int, n_train:int, n_test:int, seed:int, kin
     return dict(format='diffad-builtin', version=_BUILTIN_VERSION, category=category, size=int(size), n_train=int(n_train),
                 n_test=int(n_test), seed=int(seed), kinds=list(kinds))
 
-# %% ../nbs/04_data.ipynb #0743d0e4
+# %% ../nbs/04_data.ipynb #fbaf73e5
 _MANIFEST = 'builtin.json'
 
 def _read_manifest(folder:Path):
@@ -642,7 +662,7 @@ def _read_manifest(folder:Path):
     try: return json.loads((folder / _MANIFEST).read_text())
     except Exception: return None
 
-# %% ../nbs/04_data.ipynb #52fe3760
+# %% ../nbs/04_data.ipynb #7a525a30
 def _write_builtin(folder:Path, args:dict):
     "Write one built-in category into `folder` (which must not exist)."
     cat, size, kinds = args['category'], args['size'], args['kinds']
@@ -663,14 +683,14 @@ def _write_builtin(folder:Path, args:dict):
         counts[k] = counts.get(k, 0) + 1
     (folder / _MANIFEST).write_text(json.dumps(dict(args, counts=counts), indent=1, sort_keys=True) + '\n')
 
-# %% ../nbs/04_data.ipynb #6efd832e
+# %% ../nbs/04_data.ipynb #394ab228
 def _same_build(manifest:dict|None, # a folder's manifest, or None
                 args:dict, # the arguments of a build, from `_builtin_args`
                ) -> bool:
     "Whether `manifest` records a build with `args` (its other keys, such as the counts, aside)."
     return manifest is not None and {k: manifest.get(k) for k in args} == args
 
-# %% ../nbs/04_data.ipynb #a238679d
+# %% ../nbs/04_data.ipynb #20317e72
 def _build_into(root:Path, # the dataset root
                 folder:Path, # root / category, where the build goes
                 args:dict, # the arguments of the build, from `_builtin_args`
@@ -690,7 +710,7 @@ def _build_into(root:Path, # the dataset root
         if not _same_build(_read_manifest(folder), args): raise
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/04_data.ipynb #27e76d9d
+# %% ../nbs/04_data.ipynb #2f6b5023
 def make_builtin_dataset(dest:str|Path|None=None, # the root folder; None: `builtin_root()`
                          category:str='brick', # one of TEXTURES
                          size:int=64, # side of the written images in pixels

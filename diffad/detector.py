@@ -6,7 +6,7 @@
 __all__ = ['DETECTOR_FORMAT', 'image_generators', 'reconstruct', 'anomaly_map', 'mean_filter', 'image_score', 'Detector',
            'Prediction', 'load_model', 'load_run']
 
-# %% ../nbs/10_detector.ipynb #0adc8021
+# %% ../nbs/10_detector.ipynb #eafc0f54
 import json, hashlib, warnings
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
@@ -21,10 +21,10 @@ from .schedule import REVERSE_Z, DDPMSchedule
 from .unet import ResUNet
 from .data import find_images, load_image, to_original
 from .config import Config, ImageSpec, DetectSettings, Runtime, after_training, saved_config, make_noise, make_schedule, make_model
-from .runs import save_atomic, load_checkpoint, load_training_checkpoint
+from .runs import save_atomic, load_checkpoint, load_training_checkpoint, OUTPUT_MARKERS
 from .thresholds import read_thresholds
 
-# %% ../nbs/10_detector.ipynb #166758a8
+# %% ../nbs/10_detector.ipynb #d05bf6ae
 def image_generators(x:Tensor, # (B,C,H,W) images
                      seed:int=0, # the detection seed
                      draw:int=0, # which reconstruction of the image (0, 1, ... for several per image)
@@ -36,7 +36,7 @@ def image_generators(x:Tensor, # (B,C,H,W) images
         gens.append(torch.Generator().manual_seed(int.from_bytes(h.digest(), 'little') >> 1))
     return gens
 
-# %% ../nbs/10_detector.ipynb #bf0b9376
+# %% ../nbs/10_detector.ipynb #20a4d973
 @torch.no_grad()
 def reconstruct(model, # eps-prediction network called as model(xt, t)
                 schedule:DDPMSchedule, # the variance schedule it was trained with
@@ -58,7 +58,7 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
     z = eps if reverse_z == 'train' else PerImageNoise(GaussianNoise(), gens)   # the same generators, drawn on after eps
     return schedule.p_loop(model, xt, t0, z, steps, sampler, eta)
 
-# %% ../nbs/10_detector.ipynb #988b7ef6
+# %% ../nbs/10_detector.ipynb #6493d6be
 def anomaly_map(x:Tensor, # (B,C,H,W) images
                 x0:Tensor, # (B,C,H,W) their reconstructions
                ) -> Tensor: # (B,1,H,W)
@@ -66,7 +66,7 @@ def anomaly_map(x:Tensor, # (B,C,H,W) images
     if x.shape != x0.shape: raise ValueError(f"x {tuple(x.shape)} and x0 {tuple(x0.shape)} differ in shape")
     return (x.float() - x0.float()).pow(2).sum(1, keepdim=True)
 
-# %% ../nbs/10_detector.ipynb #1c21bce9
+# %% ../nbs/10_detector.ipynb #3ac1150e
 def mean_filter(amap:Tensor, # (B,1,H,W) anomaly maps
                 size:int, # window side n (n x n); 1 leaves the map unchanged
                ) -> Tensor: # (B,1,H,W)
@@ -78,16 +78,16 @@ def mean_filter(amap:Tensor, # (B,1,H,W) anomaly maps
     box = lambda a: F.avg_pool2d(F.pad(a, (lo, hi, lo, hi)), size, stride=1)
     return box(amap) / box(torch.ones_like(amap[:1, :1]))
 
-# %% ../nbs/10_detector.ipynb #945f5faa
+# %% ../nbs/10_detector.ipynb #6d03df4c
 def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
                ) -> Tensor: # (B,)
     "The image anomaly score: the maximum of its map."
     return amap.flatten(1).amax(1)
 
-# %% ../nbs/10_detector.ipynb #6387c095
+# %% ../nbs/10_detector.ipynb #a953feac
 DETECTOR_FORMAT = 'diffad.Detector/2'   # the format of `Detector.save`; files of format 1 (flat settings) are read too
 
-# %% ../nbs/10_detector.ipynb #14a89dd4
+# %% ../nbs/10_detector.ipynb #af0e9dc2
 @dataclass
 class Detector:
     "A trained eps model with everything needed to score an image; `score(x)` returns (scores (B,), maps (B,1,H,W))."
@@ -113,18 +113,22 @@ class Detector:
     def score(self, x:Tensor) -> tuple:
         amap = mean_filter(self.maps(x)[1], self.filter_size)
         return image_score(amap), amap
-    def predict(self, images, progress:bool=False) -> list: return _predict(self, images, progress)
+    def predict(self, images, progress:bool=False) -> list: return list(_predict_iter(self, images, progress))
+    def predict_iter(self, images, progress:bool=False): return _predict_iter(self, images, progress)
     def to_dict(self) -> dict: return _to_dict(self)
     def save(self, path:str|Path) -> Path: return save_atomic(dict(settings=json.dumps(self.to_dict()), model=self.model.state_dict()), path)
+    def export(self, out_dir:str|Path, format:str='onnx', overwrite:bool=False) -> Path:
+        from diffad.export import export_detector   # the export extra's packages are imported only when asked for
+        return export_detector(self, out_dir, format, overwrite)
     @classmethod
-    def load(cls, path:str|Path, device:str|None=None) -> 'Detector': return _load(cls, path, device)
+    def load(cls, path:str|Path, device:str|None=None, backend:str|None=None) -> 'Detector': return _load(cls, path, device, backend)
     @classmethod
     def from_config(cls, model:torch.nn.Module, cfg:Config) -> 'Detector':
         return cls(model, make_schedule(cfg), make_noise(cfg), cfg.image, cfg.detect, cfg.runtime)
     @classmethod
     def from_run(cls, path:str|Path, **changes) -> 'Detector': return load_run(path, **changes)[0]
 
-# %% ../nbs/10_detector.ipynb #ccf4febc
+# %% ../nbs/10_detector.ipynb #984b7e15
 def _check_detector(det:Detector):
     "Build the noise object and check the parts; a noise given by name or a walk the schedule cannot take raises `ValueError`."
     if isinstance(det.noise, str): raise ValueError(f"noise must be a Noise object, got the name {det.noise!r}: build it with diffad.noise.get_noise")
@@ -135,7 +139,7 @@ def _check_detector(det:Detector):
     s = det.settings
     det.schedule._check_walk(s.t0, s.steps, s.sampler, s.eta)
 
-# %% ../nbs/10_detector.ipynb #7d13be60
+# %% ../nbs/10_detector.ipynb #c2c66a94
 def _replace(det:Detector, changes:dict) -> Detector:
     "A copy of `det` with settings changed by their flat names (and `thresholds`); unknown names raise `ValueError`."
     parts = {f.name: getattr(det, f.name) for f in fields(det) if is_dataclass(f.type)}
@@ -146,7 +150,7 @@ def _replace(det:Detector, changes:dict) -> Detector:
     out.thresholds = dict(changes['thresholds'] if 'thresholds' in changes else det.thresholds if out.name == det.name else {})
     return out
 
-# %% ../nbs/10_detector.ipynb #cba239e7
+# %% ../nbs/10_detector.ipynb #032b4076
 def _name(det:Detector) -> str:
     "The name of the detector's scoring settings, e.g. 'ddim-10-t0_200-f11-raw-x4': evaluation folders and thresholds are filed under it."
     s = det.settings
@@ -156,7 +160,7 @@ def _name(det:Detector) -> str:
         if on: name += '-' + flag
     return name
 
-# %% ../nbs/10_detector.ipynb #88a43503
+# %% ../nbs/10_detector.ipynb #f4817a63
 def _check_images(det:Detector, x) -> Tensor:
     "`x` if it is a batch the network takes, else a one-line `ValueError` saying what is wrong."
     want = f"(B, {det.image.in_channels}, {det.image.size}, {det.image.size})"
@@ -170,7 +174,7 @@ def _check_images(det:Detector, x) -> Tensor:
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.4g}, {hi:.4g}], not [-1, 1]: convert 0..255 images with diffad.core.to_pm1(x / 255)")
     return x
 
-# %% ../nbs/10_detector.ipynb #90101066
+# %% ../nbs/10_detector.ipynb #24260317
 def _eps_fn(det:Detector):
     "The network as the walk calls it: prepared once for its device, under the configured autocast, in float32 out."
     dev, rt = det.device, det.runtime
@@ -179,7 +183,7 @@ def _eps_fn(det:Detector):
         with autocast(rt.amp, dev): return det._net(x, t).float()
     return eps
 
-# %% ../nbs/10_detector.ipynb #4032f083
+# %% ../nbs/10_detector.ipynb #3aa80ff7
 def _maps(det:Detector, x:Tensor) -> tuple: # (first reconstructions (B,C,H,W), raw maps (B,1,H,W)) on the detector's device
     "Reconstruct a batch (in chunks of `eval_batch_size`, `n_recon` times) and return the first reconstructions and the mean raw maps."
     eps, s, recs, maps = _eps_fn(det), det.settings, [], []
@@ -189,7 +193,7 @@ def _maps(det:Detector, x:Tensor) -> tuple: # (first reconstructions (B,C,H,W), 
         recs.append(rs[0]); maps.append(torch.stack([anomaly_map(xb, r) for r in rs]).mean(0))
     return torch.cat(recs), torch.cat(maps)
 
-# %% ../nbs/10_detector.ipynb #8d8ca4bf
+# %% ../nbs/10_detector.ipynb #240eb7a8
 @dataclass
 class Prediction:
     "The result for one image, with anomalib's field names."
@@ -202,7 +206,7 @@ class Prediction:
     threshold:float # the image threshold used
     covered:float # share of the image the network saw
 
-# %% ../nbs/10_detector.ipynb #befe3611
+# %% ../nbs/10_detector.ipynb #38c98fd8
 def _prediction(det:Detector, item, frame, score:float, amap:Tensor) -> Prediction:
     "One image's Prediction from its score and its filtered map on the network's crop."
     full = to_original(amap, frame); label = score > det.thresholds['image']
@@ -210,27 +214,34 @@ def _prediction(det:Detector, item, frame, score:float, amap:Tensor) -> Predicti
     return Prediction('' if isinstance(item, Image.Image) else str(item), score, label, full,
                       (full > det.thresholds['pixel']) & label, (int(x), int(y)), det.thresholds['image'], frame.covered)
 
-# %% ../nbs/10_detector.ipynb #48b1625d
-def _predict(det:Detector, images, progress:bool=False) -> list:
-    "Score, label and map new images (files, folders, patterns or PIL images) at their own resolution, with the calibrated thresholds."
+# %% ../nbs/10_detector.ipynb #e898d036
+def _predict_items(images) -> list:
+    "The images to predict: PIL images as given; files, folders and patterns found (folders diffad wrote skipped); anything else a `ValueError`."
+    if isinstance(images, Image.Image): return [images]
+    if isinstance(images, Tensor): raise ValueError("predict takes image files, folders, glob patterns or PIL images; score a (B,C,H,W) tensor with Detector.score")
+    if isinstance(images, (list, tuple)) and images and all(isinstance(i, Image.Image) for i in images): return list(images)
+    return find_images(images, skip=OUTPUT_MARKERS)
+
+# %% ../nbs/10_detector.ipynb #fd837640
+def _predict_iter(det:Detector, images, progress:bool=False):
+    "Score, label and map new images (files, folders, patterns or PIL images) at their own resolution, one `Prediction` at a time."
     if not det.thresholds: raise ValueError(f"the detector has no thresholds for its settings ({det.name}): calibrate it first (diffad_calibrate)")
-    items = list(images) if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image) else find_images(images)
+    items = _predict_items(images)
     from tqdm.auto import tqdm
-    out, bs = [], det.settings.eval_batch_size
+    bs = det.settings.eval_batch_size
     for i in tqdm(range(0, len(items), bs), desc='predict', disable=not progress, dynamic_ncols=True):
         chunk = [load_image(it, det.image.size, det.image.resize) for it in items[i:i + bs]]
         scores, maps = det.score(torch.stack([c[0] for c in chunk]))
-        out += [_prediction(det, it, fr, s, m) for it, (_, fr), s, m in zip(items[i:], chunk, scores.tolist(), maps[:, 0].cpu())]
-    return out
+        for it, (_, fr), s, m in zip(items[i:], chunk, scores.tolist(), maps[:, 0].cpu()): yield _prediction(det, it, fr, s, m)
 
-# %% ../nbs/10_detector.ipynb #d9c147e0
+# %% ../nbs/10_detector.ipynb #73a109ee
 def _to_dict(det:Detector) -> dict:
     "Everything but the weights, as JSON values: the network's arguments, the schedule's betas, the noise, the settings, the thresholds."
     if not hasattr(det.model, 'init_args'): raise ValueError(f"only a ResUNet detector can be saved, got {type(det.model).__name__}")
     return dict(format=DETECTOR_FORMAT, model=det.model.init_args, betas=det.schedule.betas.tolist(), noise=dict(name=det.noise.name, **noise_params(det.noise)),
                 **{f.name: asdict(getattr(det, f.name)) for f in fields(det) if is_dataclass(f.type)}, thresholds=det.thresholds)
 
-# %% ../nbs/10_detector.ipynb #47960c84
+# %% ../nbs/10_detector.ipynb #f933cc30
 _FORMAT1 = {'seed': 'detect_seed', 'batch_size': 'eval_batch_size'}   # format 1's names of today's settings
 
 def _parts_of(st:dict) -> dict:
@@ -243,9 +254,13 @@ def _parts_of(st:dict) -> dict:
         if _FORMAT1.get(k, k) in owner: out[owner[_FORMAT1.get(k, k)]][_FORMAT1.get(k, k)] = v
     return out
 
-# %% ../nbs/10_detector.ipynb #ae4f54ec
-def _load(cls, path:str|Path, device:str|None=None) -> Detector:
-    "Read a detector written by `Detector.save`, its model on `device` (None: the file's runtime device)."
+# %% ../nbs/10_detector.ipynb #0ab3064d
+def _load(cls, path:str|Path, device:str|None=None, backend:str|None=None) -> Detector:
+    "Read a detector written by `Detector.save` (its model on `device`; None: the file's), or a folder `Detector.export` wrote, run by `backend`."
+    if Path(path).is_dir():
+        from diffad.export import load_exported
+        return load_exported(path, backend or 'onnxruntime', device)
+    if backend not in (None, 'torch'): raise ValueError(f"backend={backend!r} runs an export folder (Detector.export); {path} is a file")
     ck = load_checkpoint(path)
     st = json.loads(ck['settings']) if isinstance(ck, dict) and isinstance(ck.get('settings'), str) else {}
     if st.get('format') not in (DETECTOR_FORMAT, 'diffad.Detector/1'): raise ValueError(f"{path} is not a saved diffad detector (format {st.get('format')!r})")
@@ -257,7 +272,7 @@ def _load(cls, path:str|Path, device:str|None=None) -> Detector:
     return cls(model.to(default_device(parts['runtime'].device)).eval(), DDPMSchedule(torch.tensor(st['betas'], dtype=torch.float64)),
                get_noise(nz.pop('name'), **nz), **parts, thresholds=st.get('thresholds', {}))
 
-# %% ../nbs/10_detector.ipynb #5c42c3c2
+# %% ../nbs/10_detector.ipynb #efdfb865
 def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder holding checkpoints/last.pt
                **changes, # settings that may change after training (`AFTER_TRAINING`), e.g. weights='raw', device='cpu'
               ) -> tuple: # (model in eval mode on the configured device, the run's Config with the changes)
@@ -267,10 +282,12 @@ def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder
     if cfg.detect.weights == 'ema' and 'ema' not in ck:
         warnings.warn(f"{path} holds no EMA weights (written before diffad kept them): using its raw weights")
         cfg = cfg.replace(weights='raw')
+    if ck.get('step', 0) < ck.get('total_steps', 0):
+        warnings.warn(f"{path} is an unfinished run: trained {ck['step']} of {ck['total_steps']} steps (continue it with diffad_train --resume)")
     model = make_model(cfg); model.load_state_dict(ck['ema' if cfg.detect.weights == 'ema' else 'model'])
     return model.to(default_device(cfg.runtime.device)).eval(), cfg
 
-# %% ../nbs/10_detector.ipynb #a457e2c0
+# %% ../nbs/10_detector.ipynb #dde0437c
 def load_run(path:str|Path, # a run folder (or its checkpoint)
              **changes, # settings that may change after training (`AFTER_TRAINING`)
             ) -> tuple: # (Detector with its thresholds, the run's Config with the changes)

@@ -6,7 +6,7 @@
 __all__ = ['IMAGE_METRICS', 'PIXEL_METRICS', 'Evaluation', 'absent_metrics', 'metrics_from_maps', 'decision_rates',
            'show_samples', 'evaluate', 'load_evaluation']
 
-# %% ../nbs/11_evaluate.ipynb #a9c6fcab
+# %% ../nbs/11_evaluate.ipynb #14f0813a
 import json, csv, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,11 @@ import torch
 from torch import Tensor
 from .core import from_pm1
 from .metrics import image_auroc, pixel_auroc, pixel_ap, f1_max, aupro, evaluate_maps
+from . import __version__
+from .runs import EVAL_MARKER, check_output
 from .detector import Detector, mean_filter, image_score
 
-# %% ../nbs/11_evaluate.ipynb #471b6d61
+# %% ../nbs/11_evaluate.ipynb #357dbae7
 @dataclass
 class Evaluation:
     "What `evaluate` measured on one category."
@@ -30,10 +32,10 @@ class Evaluation:
     n_evals:int # network evaluations per image
     absent:dict = field(default_factory=dict) # metric name -> why the test set cannot give it
 
-# %% ../nbs/11_evaluate.ipynb #cc11c9c3
+# %% ../nbs/11_evaluate.ipynb #5ed148ff
 IMAGE_METRICS, PIXEL_METRICS = ('i_auroc', 'i_f1max'), ('p_auroc', 'p_ap', 'p_f1max', 'aupro')
 
-# %% ../nbs/11_evaluate.ipynb #0a82eec6
+# %% ../nbs/11_evaluate.ipynb #e480428a
 def absent_metrics(labels, # (N,) image labels in {0,1}
                    masks, # (N,H,W) ground-truth masks in {0,1}
                    pixel_labels:bool=True, # the test set has pixel labels
@@ -47,7 +49,7 @@ def absent_metrics(labels, # (N,) image labels in {0,1}
     elif not np.asarray(masks).any(): out.update({m: "no test image has a defective pixel in its mask" for m in PIXEL_METRICS})
     return out
 
-# %% ../nbs/11_evaluate.ipynb #b9b5e630
+# %% ../nbs/11_evaluate.ipynb #8091b4db
 def metrics_from_maps(amaps, # (N,H,W) raw anomaly maps
                       masks, # (N,H,W) ground-truth masks in {0,1}
                       labels, # (N,) image labels in {0,1}
@@ -68,7 +70,7 @@ def metrics_from_maps(amaps, # (N,H,W) raw anomaly maps
     names = IMAGE_METRICS + (PIXEL_METRICS if pro else PIXEL_METRICS[:-1])
     return {k: (float(out[k]) if k in out else None) for k in names}
 
-# %% ../nbs/11_evaluate.ipynb #cc28d74f
+# %% ../nbs/11_evaluate.ipynb #e90691e6
 def decision_rates(scores, # (N,) image scores
                    labels, # (N,) image labels in {0,1}
                    threshold:float|None, # the calibrated image threshold
@@ -78,7 +80,7 @@ def decision_rates(scores, # (N,) image scores
     rate = lambda sel, flag: float(flag[sel].mean()) if threshold is not None and sel.any() else None
     return dict(frr=rate(labels == 0, scores > (threshold or 0)), miss_rate=rate(labels == 1, scores <= (threshold or 0)))
 
-# %% ../nbs/11_evaluate.ipynb #5736ff10
+# %% ../nbs/11_evaluate.ipynb #1bbdc9d3
 def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
                  ev:Evaluation, # the evaluation they belong to (masks, maps, scores)
                  filter_size:int, # mean filter for the shown maps
@@ -99,14 +101,14 @@ def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/11_evaluate.ipynb #0541d7f8
+# %% ../nbs/11_evaluate.ipynb #7bdd700f
 def _batches(ds, bs:int):
     "Stack a dataset of dicts into batches of `bs`."
     for i in range(0, len(ds), bs):
         items = [ds[j] for j in range(i, min(i + bs, len(ds)))]
         yield {k: (torch.stack([o[k] for o in items]) if isinstance(items[0][k], Tensor) else [o[k] for o in items]) for k in items[0]}
 
-# %% ../nbs/11_evaluate.ipynb #9c7a79bc
+# %% ../nbs/11_evaluate.ipynb #43d3e020
 def _score_all(det:Detector, data, n_show:int, progress:bool) -> tuple:
     "(raw maps (N,H,W), masks (N,H,W), labels (N,), records, shown (image, reconstruction) pairs) of a test set."
     from tqdm.auto import tqdm
@@ -120,7 +122,7 @@ def _score_all(det:Detector, data, n_show:int, progress:bool) -> tuple:
             bar.update(len(amap))
     return torch.cat(amaps).numpy(), torch.cat(masks).numpy(), np.asarray(labels), records, shown
 
-# %% ../nbs/11_evaluate.ipynb #618cbd82
+# %% ../nbs/11_evaluate.ipynb #3bfd4c1a
 def evaluate(det:Detector, # the detector (its model's device is used)
              data, # the test dataset (dicts with image, mask, label, defect_type, path)
              out_dir:str|Path|None=None, # write scores.csv, metrics.json, detector.json, raw_maps.npz, samples.png here
@@ -130,8 +132,7 @@ def evaluate(det:Detector, # the detector (its model's device is used)
              overwrite:bool=False, # replace an evaluation already in `out_dir` (otherwise it is refused)
             ) -> Evaluation:
     "Reconstruct, map and score every test image of a category; compute the metrics; optionally write them."
-    if out_dir is not None and (Path(out_dir) / 'metrics.json').exists() and not overwrite:
-        raise ValueError(f"{out_dir} already holds an evaluation: pass overwrite=True (--overwrite) to replace it, or choose another folder")
+    if out_dir is not None: check_output(out_dir, EVAL_MARKER, overwrite, 'out_dir', 'an evaluation')
     if getattr(data, 'cache', None) is not None: data.preload()   # decode and check every image and mask first (errors name the file)
     start = time.perf_counter()
     amaps, masks, labels, records, shown = _score_all(det, data, n_show, progress)
@@ -146,10 +147,10 @@ def evaluate(det:Detector, # the detector (its model's device is used)
     if out_dir is not None: _write_evaluation(ev, det, Path(out_dir), shown, pixel_labels)
     return ev
 
-# %% ../nbs/11_evaluate.ipynb #ba26d9be
+# %% ../nbs/11_evaluate.ipynb #199c5449
 def _write_evaluation(ev:Evaluation, det:Detector, out:Path, shown:list, pixel_labels:bool):
     "Write scores.csv, metrics.json, detector.json, raw_maps.npz and samples.png into `out`."
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True); (out / EVAL_MARKER).write_text(json.dumps(dict(format='diffad.eval/1', diffad=__version__)))
     with open(out / 'scores.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=['path', 'label', 'defect_type', 'score']); w.writeheader(); w.writerows(ev.records)
     (out / 'metrics.json').write_text(json.dumps(dict(ev.metrics, seconds=ev.seconds, n_images=len(ev.labels), n_evals=ev.n_evals,
@@ -160,7 +161,7 @@ def _write_evaluation(ev:Evaluation, det:Detector, out:Path, shown:list, pixel_l
         import matplotlib.pyplot as plt
         fig = show_samples(shown, ev, det.filter_size); fig.savefig(out / 'samples.png', dpi=80); plt.close(fig)
 
-# %% ../nbs/11_evaluate.ipynb #0d4835dd
+# %% ../nbs/11_evaluate.ipynb #0a15d4ed
 def load_evaluation(path:str|Path, # a folder written by `evaluate`
                    ) -> Evaluation:
     "An evaluation read back from its folder (metrics, per-image scores, raw maps), without reconstructing anything."

@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['calibrate', 'good_images', 'read_thresholds', 'save_thresholds', 'calibrate_run']
 
-# %% ../nbs/09_thresholds.ipynb #0fb974cd
-import json, math
+# %% ../nbs/09_thresholds.ipynb #60c7d999
+import os, json, math, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
 from .data import find_images, load_image
-from .config import Config, load_holdout
-from .runs import run_dir
+from .config import Config, load_split
+from .runs import run_dir, held_out_files, trained_on
 
-# %% ../nbs/09_thresholds.ipynb #6ad5c7ac
+# %% ../nbs/09_thresholds.ipynb #9bcd2120
 def _stack(det, good) -> Tensor:
     "Good images as one (N,C,H,W) batch: a dataset of dicts with 'image', a tensor, or image files, folders and patterns."
     if isinstance(good, Tensor): return good
@@ -23,7 +23,7 @@ def _stack(det, good) -> Tensor:
         return torch.stack([load_image(p, det.image.size, det.image.resize)[0] for p in find_images(good)])
     return torch.stack([good[i]['image'] for i in range(len(good))])
 
-# %% ../nbs/09_thresholds.ipynb #b2f4fbd7
+# %% ../nbs/09_thresholds.ipynb #ae3646fd
 def calibrate(det, # the detector, with the settings its thresholds are for (`score`, `image`, `name`)
               good, # good images the model did not train on: a dataset, a (N,C,H,W) tensor, or image files/folders
               frr:float=0.01, # accepted false-reject rate: the image threshold's quantile is 1 - frr
@@ -40,18 +40,26 @@ def calibrate(det, # the detector, with the settings its thresholds are for (`sc
     return dict(image=image, pixel=pixel, frr=frr, pixel_frr=pixel_frr, n_good=len(scores), flagged_good=int((scores > image).sum()),
                 settings=det.name, source=source)
 
-# %% ../nbs/09_thresholds.ipynb #ed2e6cea
-def good_images(cfg:Config, # the trained run's configuration (its data and holdout)
-                good=None, # good parts the model did not train on (files, folders, patterns); None: the run's held-out images
+# %% ../nbs/09_thresholds.ipynb #135ddcf3
+def good_images(run:str|Path, # the trained run (its recorded split)
+                cfg:Config, # its configuration (for a run trained before splits were recorded)
+                good=None, # good parts the model did not train on (files, folders, patterns, or a tensor); None: the run's held-out images
                ) -> tuple: # (the good images, where they came from)
-    "The good images thresholds are set from, and a phrase saying where they came from."
-    if good: return good, 'good parts: ' + ' '.join(map(str, good if isinstance(good, (list, tuple)) else [good]))
-    held = load_holdout(cfg)
-    if held is None: raise ValueError("the run holds no good images out of training (holdout=0, the paper's protocol): "
-                                      "pass good parts the model did not train on (--good)")
-    return held, f'the {cfg.holdout:.0%} of train/good held out of training'
+    "The good images thresholds are set from, and a phrase saying where they came from; never an image the run trained on."
+    if isinstance(good, (str, Path, list, tuple)):
+        files = find_images(good); clash = trained_on(run, files)
+        if clash: raise ValueError(f"good image {clash} is one this run trained on (the bytes of a training image): thresholds need good parts the model never saw")
+        return files, 'good parts: ' + ' '.join(map(str, good if isinstance(good, (list, tuple)) else [good]))
+    if good is not None: return good, 'good images given as a tensor'
+    held = held_out_files(run)
+    if held is None and cfg.holdout:   # a run trained before diffad recorded its split
+        warnings.warn(f"{run_dir(run)} records no split (an older diffad trained it): using the images its holdout and seed hold out today")
+        return load_split(cfg)[1], f'the {cfg.holdout:.0%} of train/good held out of training'
+    if not held: raise ValueError("the run holds no good images out of training (holdout=0, the paper's protocol): "
+                                  "pass good parts the model did not train on (--good)")
+    return held, f'the {len(held)} good images held out of training (split.json)'
 
-# %% ../nbs/09_thresholds.ipynb #b935a19d
+# %% ../nbs/09_thresholds.ipynb #e4f7c76f
 def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                    ) -> dict: # detection settings name -> thresholds
     "The thresholds calibrated for a run, by detection settings; {} when none are."
@@ -67,25 +75,25 @@ def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                 raise ValueError(f"{p}: the {k} threshold of {name!r} is {v!r}, not a finite number")
     return d
 
-# %% ../nbs/09_thresholds.ipynb #9e81c86b
+# %% ../nbs/09_thresholds.ipynb #c3f88d6a
 def save_thresholds(run:str|Path, # the run folder
                     name:str, # the detection settings they are for (`Detector.name`)
                     thresholds:dict, # what `calibrate` returned
                    ) -> Path:
     "Record thresholds in the run's calibration.json under the settings' name, keeping other settings' entries."
     if not thresholds: raise ValueError("no thresholds to save")
-    p = run_dir(run) / 'calibration.json'
-    p.write_text(json.dumps({**read_thresholds(run), name: thresholds}, indent=1))
+    p = run_dir(run) / 'calibration.json'; tmp = p.with_name(p.name + '.tmp')
+    tmp.write_text(json.dumps({**read_thresholds(run), name: thresholds}, indent=1)); os.replace(tmp, p)
     return p
 
-# %% ../nbs/09_thresholds.ipynb #34e6dbb4
+# %% ../nbs/09_thresholds.ipynb #8db8e455
 def calibrate_run(run:str|Path, # the run folder whose calibration.json gets them
                   det, # the run's detector, with the settings to calibrate for
                   cfg:Config, # the run's configuration (data, holdout, frr, pixel_frr)
                   good=None, # good parts the model did not train on; None: the run's held-out images
                  ) -> str: # one line saying what was set, from what, and where it was written
     "Calibrate a run's detector on good images, record the thresholds in the run and set them on `det`."
-    images, source = good_images(cfg, good)
+    images, source = good_images(run, cfg, good)
     det.thresholds = th = calibrate(det, images, cfg.frr, cfg.pixel_frr, source)
     path = save_thresholds(run, det.name, th)
     return (f"thresholds for {th['settings']}: image {th['image']:.6g} ({th['flagged_good']} of {th['n_good']} good images above it, "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The installed commands (diffad_train, diffad_eval, diffad_calibrate, diffad_predict) run in subprocesses on small data
+# The installed commands (diffad_train, diffad_eval, diffad_calibrate, diffad_predict, diffad_export) run in subprocesses on small data
 # the suite makes itself: exit codes, one-line refusals that name the file or flag at fault, and checksums showing that a
 # refused command changed no earlier result. Prints a table of the cases and `N passed, M failed`; exits 1 on a failure.
 # Called by .ci/test with .venv/bin first on PATH and cwd = repo root.

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-COMMANDS = ('diffad_train', 'diffad_eval', 'diffad_calibrate', 'diffad_predict')
+COMMANDS = ('diffad_train', 'diffad_eval', 'diffad_calibrate', 'diffad_predict', 'diffad_export')
 TIMEOUT = 300                  # seconds any one command may take
 T = Path(tempfile.mkdtemp(prefix='diffad_cli_'))
 # one thread per command (several run side by side); the CPU even where a GPU is present, so that the time is predictable
@@ -179,8 +179,8 @@ def train_refusal(id, name, extra, names=(), contains=(), data='data'):
     out = fresh(id)
     c = exe(id, name, train_cmd(D(data), out, *extra), 2, refusal=True, names=names, contains=contains)
     left = sha_tree(out)
-    if left: c.notes.append(f"the refused command left {', '.join(Path(k).relative_to(out).as_posix() for k in left)} in its fresh "
-                            "--out folder (a rerun into it after the fix is then refused as 'already holds a run')")
+    check(c, not left and not out.exists(), f"the refused command left {', '.join(Path(k).relative_to(out).as_posix() for k in left) or 'the folder'} "
+                                           "in its fresh --out folder (a rerun into it after the fix would be refused)")
 
 def chain_help():
     c = exe('10a', 'eval --help lists no training flag', ['diffad_eval', '--help'], 0)
@@ -227,6 +227,9 @@ def chain_train_refusals2():
     train_refusal('13g', 'unknown --noise', ['--noise', 'pink'], names=('pink',))
     train_refusal('13k', 'unknown noise parameter', ['--noise', 'gmm', '--noise_kwargs', '{"k": 3}'], names=("'k'", '"k"', 'noise_kwargs'))
 
+def chain_sigint_then_unfinished():
+    chain_sigint(); chain_unfinished()
+
 def chain_nomask_train():
     run = T / 'runs' / 'nomask'
     c = exe('02a', 'train: a test image has no mask', train_cmd(D('d_nomask'), run, '--train_steps', '2'), 0)
@@ -246,7 +249,7 @@ def chain_main():
     if c.actual != 0:
         broken('00z', 'cases that need the run', 'skipped: training the shared run failed'); return
     for f in (chain_predict, chain_overwrite, chain_evals, chain_eval_more, chain_blackmask, chain_goodonly_edge, chain_checkpoints,
-              *eval_refusals()):
+              chain_run_overwrite_notes, chain_eval_classes, chain_calibrate_classes, chain_predict_classes, chain_export, *eval_refusals()):
         submit(f)
 
 def chain_predict():
@@ -385,6 +388,172 @@ def chain_checkpoints():
             names=('last.pt',), guard=[run])
     check(c, not marker.exists(), "the pickled code ran")
 
+
+# ---------------------------------------------------------------------------------------------------------- bad input, by class
+def usage(id, cmd):
+    "A bare command: its usage on stderr, exit 2, nothing else done."
+    c = exe(id, f'bare {cmd} prints its usage', [cmd], 2)
+    check(c, c.stderr.startswith(f'usage: {cmd}') and 'Traceback' not in c.stderr, f"stderr does not start with 'usage: {cmd}'")
+
+def chain_usage():
+    for i, cmd in enumerate(COMMANDS): usage(f'20{"abcde"[i]}', cmd)
+    c = exe('20f', 'predict --help lists only its flags', ['diffad_predict', '--help'], 0)
+    for f in ('--frr', '--pixel_frr', '--holdout', '--data_root', '--lr'): check(c, f not in c.stdout, f"lists {f}")
+    c = exe('20g', 'calibrate --help lists only its flags', ['diffad_calibrate', '--help'], 0)
+    for f in ('--holdout', '--data_root', '--category', '--lr'): check(c, f not in c.stdout, f"lists {f}")
+    check(c, '--frr' in c.stdout and '--good' in c.stdout, "does not list --frr and --good")
+    exe('20h', 'train without --out', ['diffad_train', '--preset', 'tiny', '--data_root', D()], 2, refusal=True, names=('--out',))
+
+def chain_train_classes():
+    f = T / 'a_file.txt'; f.write_text('mine')
+    exe('21a', 'train --out is an existing file', train_cmd(D(), f), 2, refusal=True, names=(str(f),), guard=[f])
+    exe('21b', 'train --out below a file', train_cmd(D(), f / 'run'), 2, refusal=True, names=(str(f),), guard=[f])
+    exe('21c', 'train --out where nothing can be created', train_cmd(D(), '/proc/diffad_run'), 2, refusal=True, names=('/proc',))
+    exe('21d', 'train --out with a 300-byte name', train_cmd(D(), T / ('r' * 300)), 2, refusal=True, contains=('300 bytes',))
+    train_refusal('21e', '--batch_size larger than the data', ['--batch_size', '64'], names=('batch_size',))
+    train_refusal('21f', '--in_channels 1 on RGB data', ['--in_channels', '1'], names=('in_channels',))
+    train_refusal('21g', '--device cuda without CUDA', ['--device', 'cuda'], names=("'cuda'",))
+    train_refusal('21h', '--device gpu0 (not a device)', ['--device', 'gpu0'], names=('device',))
+    train_refusal('21i', '--compile_backend nosuch', ['--compile_backend', 'nosuch'], names=('compile_backend',))
+    train_refusal('21j', '--holdout 1 (range)', ['--holdout', '1'], names=('holdout',))
+    train_refusal('21k', '--lr nan', ['--lr', 'nan'], names=('lr',))
+    train_refusal('21l', '--resume into a new folder', ['--resume'], contains=('nothing to resume',))
+    train_refusal('21m', '--resume --overwrite together', ['--resume', '--overwrite'], contains=('choose one',))
+
+def chain_user_folder():
+    u = T / 'users_folder'; u.mkdir(); (u / 'config.json').write_text('{"mine": true}\n'); (u / 'eval').mkdir(); (u / 'eval' / 'notes.txt').write_text('mine')
+    for id, extra in (('22a', []), ('22b', ['--resume']), ('22c', ['--overwrite'])):
+        exe(id, f"train into a user's folder holding config.json {' '.join(extra)}".strip(), train_cmd(D(), u, *extra), 2, refusal=True,
+            contains=('did not write',), guard=[u])
+
+def chain_run_overwrite_notes():
+    run = copy_run(R1, 'notes'); e = run / 'eval'
+    c = exe('22d', 'eval, then a note in eval/', ['diffad_eval', '--run', run, *EVAL_FAST], 0)
+    if c.actual != 0: return
+    (e / 'notes.txt').write_text('mine'); (run / 'my_plot.png').write_bytes(b'\x89PNG mine')
+    c = exe('22e', "--overwrite a run: the user's files stay", train_cmd(D(), run, '--overwrite'), 0)
+    check(c, (e / 'notes.txt').is_file() and (e / 'notes.txt').read_text() == 'mine', "eval/notes.txt was touched")
+    check(c, (run / 'my_plot.png').read_bytes() == b'\x89PNG mine', "my_plot.png was touched")
+    check(c, not any(d.is_dir() for d in e.iterdir()), f"the replaced model's evaluations are still there: {[d.name for d in e.iterdir()]}")
+
+def chain_eval_classes():
+    run = copy_run(R1, 'eval_classes'); f = T / 'eval_file.txt'; f.write_text('mine')
+    u = T / 'eval_user'; u.mkdir(); (u / 'metrics.json').write_text('{"mine": 1}')
+    for id, name, flags, names in (('23a', 'eval --out is an existing file', ['--out', f], (str(f),)),
+                                   ('23b', "eval --out a user's folder", ['--out', u], ('did not write',)),
+                                   ('23c', 'eval --out where nothing can be created', ['--out', '/proc/diffad_eval'], ('/proc',)),
+                                   ('23d', 'eval --out with a 300-byte name', ['--out', T / ('e' * 300)], ('300 bytes',)),
+                                   ('23e', 'eval --holdout (fixed by training)', ['--holdout', '0.5'], ('--holdout',)),
+                                   ('23f', 'eval --frr (not used by eval)', ['--frr', '0.1'], ('--frr',)),
+                                   ('23g', 'eval --device cuda without CUDA', ['--device', 'cuda'], ("'cuda'",)),
+                                   ('23h', 'eval --compile_backend nosuch', ['--compile_backend', 'nosuch'], ('compile_backend',)),
+                                   ('23i', 'eval --run that does not exist', ['--run', T / 'no_run'], ('no_run',))):
+        exe(id, name, ['diffad_eval', '--run', run, *EVAL_FAST, *flags], 2, refusal=True, names=names, guard=[run, u, f])
+
+def chain_calibrate_classes():
+    run = copy_run(R1, 'cal_classes'); tg = D() / 'brick' / 'train' / 'good'
+    copy = T / 'good_with_copy'; shutil.copytree(D() / 'brick' / 'test' / 'good', copy); shutil.copy(json.loads((run / 'split.json').read_text())['train'][0][0], copy / 'zz_renamed.png')
+    for id, name, flags, names in (('24a', '--good train/good (images it trained on)', ['--good', tg], ('trained on',)),
+                                   ('24b', '--good with a renamed training image', ['--good', copy], ('zz_renamed.png',)),
+                                   ('24c', '--holdout 0.5 after training', ['--holdout', '0.5'], ('--holdout',)),
+                                   ('24d', '--frr 1.5', ['--frr', '1.5'], ('frr',)),
+                                   ('24e', '--good a text file', ['--good', T / 'cal_file.txt'], ('cal_file.txt',)),
+                                   ('24f', '--good an empty folder', ['--good', T / 'empty_dir'], ('empty_dir',))):
+        (T / 'empty_dir').mkdir(exist_ok=True); (T / 'cal_file.txt').write_text('mine')
+        exe(id, name, ['diffad_calibrate', '--run', run, *EVAL_FAST, *flags], 2, refusal=True, names=names, guard=[run, copy])
+    (run / 'calibration.json').write_text('{"ddpm-2-t0_10-f11-ema": {"image": "high", "pixel": 1}}')
+    for id, cmd in (('24g', ['diffad_eval', '--run', run, *EVAL_FAST]), ('24h', ['diffad_predict', '--run', run, *EVAL_FAST, T / 'inspect'])):
+        exe(id, f'{cmd[0]}: a threshold that is not a number', cmd, 2, refusal=True, names=('calibration.json',), guard=[run])
+
+def chain_split():
+    "The held-out images are the recorded ones: images added later change nothing, a changed held-out file is refused."
+    data = T / 'd_split'; shutil.copytree(D(), data); run = T / 'runs' / 'split'
+    c = exe('25a', 'train records its split', train_cmd(data, run), 0)
+    if c.actual != 0: return
+    held = [p for p, _ in json.loads((run / 'split.json').read_text())['holdout']]
+    shutil.copy(D() / 'brick' / 'test' / 'good' / '001.png', data / 'brick' / 'train' / 'good' / '950.png')
+    c = exe('25b', 'calibrate after images were added to train/good', ['diffad_calibrate', '--run', run, *EVAL_FAST], 0)
+    th = json.loads((run / 'calibration.json').read_text()).get('ddpm-2-t0_10-f11-ema', {})
+    check(c, th.get('n_good') == len(held) == 2, f"calibrated on {th.get('n_good')} images, the recorded held-out ones are {len(held)}")
+    Path(held[0]).write_bytes(Path(held[0]).read_bytes() + b'\0')
+    exe('25c', 'calibrate: a held-out file changed since training', ['diffad_calibrate', '--run', run, '--steps', '3'], 2, refusal=True,
+        names=(Path(held[0]).name,), guard=[run])
+
+def chain_predict_classes():
+    run = copy_run(R1, 'pred_classes'); P = T / 'inspect'
+    c = exe('26a', 'calibrate for the predict cases', ['diffad_calibrate', '--run', run, *EVAL_FAST], 0)
+    if c.actual != 0: return
+    pc = lambda *a: ['diffad_predict', '--run', run, *EVAL_FAST, *a]
+    f = T / 'pred_file.txt'; f.write_text('mine'); u = T / 'pred_user'; u.mkdir(); (u / 'report.csv').write_text('mine')
+    bad = T / 'inspect_bad'; shutil.copytree(P, bad); b = (P / 'good_0.png').read_bytes(); (bad / 'zz_last.png').write_bytes(b[:len(b) // 3])
+    empty = T / 'inspect_empty'; empty.mkdir()
+    for id, name, args, names in (('26b', 'predict --out inside the input folder', [P, '--out', P / 'results'], ('lies inside',)),
+                                  ('26c', 'predict --out is an existing file', [P, '--out', f], (str(f),)),
+                                  ('26d', "predict --out a user's folder", [P, '--out', u], ('did not write',)),
+                                  ('26e', 'predict: a corrupt last image (nothing scored)', [bad, '--out', T / 'pred_bad'], ('zz_last.png',)),
+                                  ('26f', 'predict --frr (not used)', [P, '--frr', '0.2'], ('--frr',)),
+                                  ('26g', 'predict a folder without images', [empty], ('inspect_empty',)),
+                                  ('26h', 'predict a path that does not exist', [T / 'nowhere'], ('nowhere',)),
+                                  ('26i', 'predict --device gpu0', [P, '--device', 'gpu0'], ('device',))):
+        exe(id, name, pc(*args), 2, refusal=True, names=names, guard=[run, P, f, u])
+    c = Case('26e2', 'the refused predict wrote nothing', '-', 0, 0)
+    with LOCK: CASES.append(c)
+    check(c, not (T / 'pred_bad').exists(), "the corrupt-image predict left its --out folder")
+    out = T / 'pred_out'
+    c = exe('26j', 'predict, the same image twice', pc(P, P / 'good_0.png', '--out', out), 0)
+    n = len(list(P.iterdir()))
+    if c.actual == 0: check(c, len(list(csv.DictReader(open(out / 'predictions.csv')))) == n, f"not {n} rows for {n} distinct images")
+    (out / 'maps' / 'stale.png').write_bytes(b'x')
+    c = exe('26k', 'predict --overwrite replaces the folder whole', pc(P, '--out', out, '--overwrite'), 0)
+    check(c, not (out / 'maps' / 'stale.png').exists(), "a file of the old folder is still there")
+    again = T / 'inspect_again'; shutil.copytree(P, again); shutil.copytree(out, again / 'last_results')
+    c = exe('26l', "predict a folder holding last time's results", pc(again, '--out', T / 'pred_again'), 0)
+    if c.actual == 0:
+        rows = list(csv.DictReader(open(T / 'pred_again' / 'predictions.csv')))
+        check(c, len(rows) == n, f"{len(rows)} rows: diffad's own maps/overlays were read as parts ({n} images given)")
+        check(c, 'were not read' in c.stderr, "no warning says diffad's own results were skipped")
+
+def chain_unfinished():
+    "A run stopped part-way (case 06's): eval and calibrate say so."
+    run = fresh('sigint')
+    if not (run / 'checkpoints' / 'last.pt').exists(): return broken('27z', 'unfinished-run cases', 'case 06 left no checkpoint')
+    for id, cmd in (('27a', 'diffad_eval'), ('27b', 'diffad_calibrate')):
+        c = exe(id, f'{cmd} on an unfinished run says so', [cmd, '--run', run, *EVAL_FAST], 0)
+        check(c, 'unfinished run' in c.stderr, "stderr does not say the run is unfinished")
+
+def scores_of(out:Path) -> dict:
+    return {Path(r['image_path']).name: (float(r['pred_score']), r['pred_label']) for r in csv.DictReader(open(out / 'predictions.csv'))}
+
+def chain_export():
+    "Export a calibrated run; the exported network predicts as the run does, in every backend."
+    run = copy_run(R1, 'export'); P = T / 'inspect'
+    c = exe('28a', 'calibrate for the export cases', ['diffad_calibrate', '--run', run, *EVAL_FAST], 0)
+    if c.actual != 0: return
+    u = T / 'export_user'; u.mkdir(); (u / 'readme.txt').write_text('mine')
+    exe('28b', 'export --format tflite', ['diffad_export', '--run', run, '--format', 'tflite', '--out', T / 'ex_x'], 2, refusal=True, names=('tflite',))
+    exe('28c', "export --out a user's folder", ['diffad_export', '--run', run, *EVAL_FAST, '--out', u], 2, refusal=True, names=(str(u),), guard=[u, run])
+    ex = T / 'exports' / 'onnx'
+    c = exe('28d', 'export to ONNX', ['diffad_export', '--run', run, *EVAL_FAST, '--out', ex], 0)
+    if c.actual != 0: return
+    ref = T / 'pred_ref'
+    c = exe('28e', 'predict with the run (reference)', ['diffad_predict', '--run', run, *EVAL_FAST, P, '--out', ref], 0)
+    if c.actual != 0: return
+    want = scores_of(ref)
+    for id, backend in (('28f', 'onnxruntime'), ('28g', 'openvino'), ('28h', 'torch')):
+        out = T / f'pred_{backend}'
+        c = exe(id, f'predict --model --backend {backend}', ['diffad_predict', '--model', ex, '--backend', backend, P, '--out', out], 0)
+        if c.actual != 0: continue
+        got = scores_of(out)
+        worst = max(abs(got[k][0] - v[0]) / abs(v[0]) for k, v in want.items()) if got.keys() == want.keys() else float('inf')
+        check(c, worst <= 1e-4, f"scores differ from the run's by {worst:.3g} (relative)")
+        check(c, all(got[k][1] == v[1] for k, v in want.items() if k in got), "a label differs from the run's")
+    exe('28i', 'predict --model without --out', ['diffad_predict', '--model', ex, P], 2, refusal=True, names=('--out',), guard=[ex])
+    exe('28j', 'predict with --run and --model', ['diffad_predict', '--run', run, '--model', ex, P, '--out', T / 'pred_both'], 2, refusal=True,
+        names=('--model',), guard=[ex, run])
+    bad = T / 'exports' / 'tampered'; shutil.copytree(ex, bad); g = bad / 'eps.onnx'; b = bytearray(g.read_bytes()); b[len(b) // 2] ^= 1; g.write_bytes(bytes(b))
+    exe('28k', 'predict --model with a tampered graph', ['diffad_predict', '--model', bad, P, '--out', T / 'pred_tampered'], 2, refusal=True,
+        names=('eps.onnx',), guard=[bad])
+
 # ---------------------------------------------------------------------------------------------------------- driver
 POOL = ThreadPoolExecutor(max_workers=max(3, (os.cpu_count() or 2) + 1))
 FUTURES = []
@@ -411,11 +580,12 @@ def main():
     t = time.monotonic()
     missing = [c for c in COMMANDS if not shutil.which(c)]
     if missing: print(f"FAIL: not on PATH: {', '.join(missing)}"); return 1
-    submit(chain_help)   # needs no data
+    submit(chain_help); submit(chain_usage)   # need no data
     global KINDS
     KINDS[:] = make_data()
     print(f"cli suite: data in {T}, commands from {Path(shutil.which('diffad_train')).parent}", flush=True)
-    for f in (chain_main, chain_sigint, chain_nomask_train, chain_formats, chain_train_refusals, chain_train_refusals2):
+    for f in (chain_main, chain_sigint_then_unfinished, chain_nomask_train, chain_formats, chain_train_refusals, chain_train_refusals2,
+              chain_train_classes, chain_user_folder, chain_split):
         submit(f)
     while True:
         with LOCK: pending = [f for f in FUTURES if not f.done()]
