@@ -81,7 +81,7 @@ def _train_candidates(cfg:Config, X, out:Path, noise_grid, detector_grid, progre
     cands = {}
     for i, kw in enumerate(grid):
         run = out / f'candidate{i}'
-        train(cfg.replace(noise_kwargs=kw), run, resume=True, data=X, progress=progress)
+        train(cfg.replace(noise_kwargs=kw), run, resume='auto', data=X, progress=progress)
         for j, v in enumerate(variants):
             cands[i, j] = Detector.from_run(run, **{'weights': cfg.detect.weights, 'n_recon': cfg.detect.n_recon, 'device': cfg.runtime.device, **v})
     return cands, grid, variants

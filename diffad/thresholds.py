@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['calibrate', 'good_images', 'read_thresholds', 'save_thresholds', 'calibrate_run']
 
-# %% ../nbs/09_thresholds.ipynb #60c7d999
+# %% ../nbs/09_thresholds.ipynb #35ee096c
 import os, json, math, warnings
 from pathlib import Path
 import numpy as np
@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 from .data import find_images, load_image
 from .config import Config, load_split
-from .runs import run_dir, held_out_files, trained_on
+from .runs import run_dir, held_out_files, trained_on, OUTPUT_MARKERS
 
-# %% ../nbs/09_thresholds.ipynb #9bcd2120
+# %% ../nbs/09_thresholds.ipynb #c8d32897
 def _stack(det, good) -> Tensor:
     "Good images as one (N,C,H,W) batch: a dataset of dicts with 'image', a tensor, or image files, folders and patterns."
     if isinstance(good, Tensor): return good
@@ -23,7 +23,7 @@ def _stack(det, good) -> Tensor:
         return torch.stack([load_image(p, det.image.size, det.image.resize)[0] for p in find_images(good)])
     return torch.stack([good[i]['image'] for i in range(len(good))])
 
-# %% ../nbs/09_thresholds.ipynb #ae3646fd
+# %% ../nbs/09_thresholds.ipynb #ee12b4a4
 def calibrate(det, # the detector, with the settings its thresholds are for (`score`, `image`, `name`)
               good, # good images the model did not train on: a dataset, a (N,C,H,W) tensor, or image files/folders
               frr:float=0.01, # accepted false-reject rate: the image threshold's quantile is 1 - frr
@@ -40,14 +40,14 @@ def calibrate(det, # the detector, with the settings its thresholds are for (`sc
     return dict(image=image, pixel=pixel, frr=frr, pixel_frr=pixel_frr, n_good=len(scores), flagged_good=int((scores > image).sum()),
                 settings=det.name, source=source)
 
-# %% ../nbs/09_thresholds.ipynb #135ddcf3
+# %% ../nbs/09_thresholds.ipynb #3861b24d
 def good_images(run:str|Path, # the trained run (its recorded split)
                 cfg:Config, # its configuration (for a run trained before splits were recorded)
                 good=None, # good parts the model did not train on (files, folders, patterns, or a tensor); None: the run's held-out images
                ) -> tuple: # (the good images, where they came from)
     "The good images thresholds are set from, and a phrase saying where they came from; never an image the run trained on."
     if isinstance(good, (str, Path, list, tuple)):
-        files = find_images(good); clash = trained_on(run, files)
+        files = find_images(good, skip=OUTPUT_MARKERS); clash = trained_on(run, files)   # never diffad's own results as good parts
         if clash: raise ValueError(f"good image {clash} is one this run trained on (the bytes of a training image): thresholds need good parts the model never saw")
         return files, 'good parts: ' + ' '.join(map(str, good if isinstance(good, (list, tuple)) else [good]))
     if good is not None: return good, 'good images given as a tensor'
@@ -59,7 +59,7 @@ def good_images(run:str|Path, # the trained run (its recorded split)
                                   "pass good parts the model did not train on (--good)")
     return held, f'the {len(held)} good images held out of training (split.json)'
 
-# %% ../nbs/09_thresholds.ipynb #e4f7c76f
+# %% ../nbs/09_thresholds.ipynb #8285c8f0
 def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                    ) -> dict: # detection settings name -> thresholds
     "The thresholds calibrated for a run, by detection settings; {} when none are."
@@ -75,7 +75,7 @@ def read_thresholds(run:str|Path, # a run folder (or its checkpoint)
                 raise ValueError(f"{p}: the {k} threshold of {name!r} is {v!r}, not a finite number")
     return d
 
-# %% ../nbs/09_thresholds.ipynb #c3f88d6a
+# %% ../nbs/09_thresholds.ipynb #853e9ccc
 def save_thresholds(run:str|Path, # the run folder
                     name:str, # the detection settings they are for (`Detector.name`)
                     thresholds:dict, # what `calibrate` returned
@@ -86,7 +86,7 @@ def save_thresholds(run:str|Path, # the run folder
     tmp.write_text(json.dumps({**read_thresholds(run), name: thresholds}, indent=1)); os.replace(tmp, p)
     return p
 
-# %% ../nbs/09_thresholds.ipynb #8db8e455
+# %% ../nbs/09_thresholds.ipynb #f1976711
 def calibrate_run(run:str|Path, # the run folder whose calibration.json gets them
                   det, # the run's detector, with the settings to calibrate for
                   cfg:Config, # the run's configuration (data, holdout, frr, pixel_frr)
