@@ -8,7 +8,7 @@ __all__ = ['ROLES', 'WEIGHTS', 'PARTS', 'FIELDS', 'RESUMABLE', 'AFTER_TRAINING',
            'make_schedule', 'model_kwargs', 'make_model', 'pin_noise', 'saved_config', 'split_holdout', 'load_data',
            'load_split', 'config_parser', 'config_overrides', 'one_line_errors']
 
-# %% ../nbs/06_config.ipynb #611a9937
+# %% ../nbs/06_config.ipynb #06e2ca68
 import sys, json, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
@@ -22,10 +22,10 @@ from .schedule import SAMPLERS, REVERSE_Z, DDPMSchedule, linear_betas
 from .unet import UNET_PRESETS, ResUNet, unet_preset
 from .data import AnomalyDataset, load_category, make_builtin_dataset
 
-# %% ../nbs/06_config.ipynb #6ad6fa68
+# %% ../nbs/06_config.ipynb #08527edb
 ROLES = ('data', 'model', 'training', 'length', 'calibration', 'detection', 'runtime', 'record')
 
-# %% ../nbs/06_config.ipynb #82533108
+# %% ../nbs/06_config.ipynb #d1e1609c
 def _f(role:str, # one of ROLES
        default=None, # the field's default
        factory=None, # or a factory of mutable defaults
@@ -35,15 +35,15 @@ def _f(role:str, # one of ROLES
     if factory is not None: return field(default_factory=factory, metadata=dict(role=role))
     return field(default=default, metadata=dict(role=role))
 
-# %% ../nbs/06_config.ipynb #f171d410
+# %% ../nbs/06_config.ipynb #07cf77a2
 def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
-# %% ../nbs/06_config.ipynb #bbe2b766
+# %% ../nbs/06_config.ipynb #8f6fcef7
 def _bad(obj, name:str, why:str):
     "Raise the one-line error of an invalid field: 'Class.name=value: why'."
     raise ValueError(f"{type(obj).__name__}.{name}={getattr(obj, name)!r}: {why}")
 
-# %% ../nbs/06_config.ipynb #11929ff6
+# %% ../nbs/06_config.ipynb #2a6c4fe6
 def _check_ints(obj, positive:tuple=(), optional:tuple=()):
     "Fields in `positive` must be positive integers; fields in `optional` None or positive integers."
     for n in positive:
@@ -52,7 +52,7 @@ def _check_ints(obj, positive:tuple=(), optional:tuple=()):
         v = getattr(obj, n)
         if v is not None and (not _is_int(v) or v < 1): _bad(obj, n, 'must be None or a positive integer')
 
-# %% ../nbs/06_config.ipynb #0abeab32
+# %% ../nbs/06_config.ipynb #3d021ead
 @dataclass
 class ImageSpec:
     "The input convention of a network: shorter side resized, centre crop, channels; pixels in [-1, 1]."
@@ -64,10 +64,10 @@ class ImageSpec:
         _check_ints(self, ('size', 'resize', 'in_channels'))
         if self.resize < self.size: _bad(self, 'resize', f'must be >= size ({self.size})')
 
-# %% ../nbs/06_config.ipynb #5ce2ec2f
+# %% ../nbs/06_config.ipynb #111d269f
 WEIGHTS = ('ema', 'raw')
 
-# %% ../nbs/06_config.ipynb #c612cb7a
+# %% ../nbs/06_config.ipynb #3258850c
 @dataclass
 class DetectSettings:
     "How a trained model scores an image; defaults are the paper's."
@@ -92,7 +92,7 @@ class DetectSettings:
         "The changes that walk back from another depth `t0` with this walk: `t0`, and `steps` capped at it."
         return dict(t0=int(t0), steps=None if self.steps is None else min(self.steps, int(t0)))
 
-# %% ../nbs/06_config.ipynb #9b2a761c
+# %% ../nbs/06_config.ipynb #ae704b14
 def _check_detect(s:DetectSettings):
     "Raise `ValueError` naming the first invalid detection setting."
     _check_ints(s, ('t0', 'n_recon', 'eval_batch_size'), ('steps', 'filter_size'))
@@ -103,7 +103,7 @@ def _check_detect(s:DetectSettings):
     if s.weights not in WEIGHTS: _bad(s, 'weights', f"must be one of {WEIGHTS}")
     if not _is_int(s.detect_seed) or s.detect_seed < 0: _bad(s, 'detect_seed', 'must be a non-negative integer')
 
-# %% ../nbs/06_config.ipynb #2b40d8fe
+# %% ../nbs/06_config.ipynb #b5fce7ba
 def _known_backends(name:str) -> tuple:
     "torch.compile's backends; the common ones without importing torch._dynamo (slow to import) when `name` is one of them."
     common = ('inductor', 'aot_eager', 'eager')
@@ -111,12 +111,12 @@ def _known_backends(name:str) -> tuple:
     import torch._dynamo
     return tuple(torch._dynamo.list_backends(exclude_tags=()))
 
-# %% ../nbs/06_config.ipynb #7d483aa6
+# %% ../nbs/06_config.ipynb #b0af3208
 @dataclass
 class Runtime:
     "Where and how fast a network runs."
     device:str = _f('runtime', 'auto') # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
-    amp:str = _f('runtime', 'auto') # autocast dtype: 'auto' (bf16 on CUDA, off on CPU), 'bf16', 'fp16', 'none'
+    amp:str = _f('runtime', 'auto') # autocast dtype: 'auto' (bf16 on CUDA; on a CPU with native bf16 for detection only, see diffad.core.CPU_AUTO_BF16; else fp32), 'bf16', 'fp16', 'none'
     channels_last:str = _f('runtime', 'auto') # channels_last memory format: 'auto' (on for CUDA and the CPU), 'on', 'off'
     compile:str = _f('runtime', 'auto') # torch.compile the model: 'auto' (CUDA only), 'on', 'off'
     compile_backend:str = _f('runtime', 'inductor') # torch.compile backend ('aot_eager' traces and runs without generating code)
@@ -130,7 +130,7 @@ class Runtime:
             except (RuntimeError, TypeError): _bad(self, 'device', "not a device: 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
         if self.compile_backend not in _known_backends(self.compile_backend): _bad(self, 'compile_backend', f"not a torch.compile backend (torch._dynamo.list_backends() has {', '.join(b for b in _known_backends('') if '_' not in b or b == 'aot_eager')}, ...)")
 
-# %% ../nbs/06_config.ipynb #085fb175
+# %% ../nbs/06_config.ipynb #ebafc120
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's, and None means the preset's value."
@@ -171,7 +171,7 @@ class Config:
     @classmethod
     def from_dict(cls, d:dict) -> 'Config': return _from_dict(cls, d)
 
-# %% ../nbs/06_config.ipynb #76d1bb80
+# %% ../nbs/06_config.ipynb #89f67f08
 def _check_config(c:Config):
     "Raise `ValueError` naming the first invalid field of a `Config` (its parts check themselves)."
     if c.noise not in NOISES: _bad(c, 'noise', f"unknown noise; registered: {sorted(NOISES)}")
@@ -193,10 +193,10 @@ def _check_config(c:Config):
         if not isinstance(getattr(c, part), cls): _bad(c, part, f'must be a {cls.__name__}')
     if c.detect.t0 > c.T: raise ValueError(f"DetectSettings.t0={c.detect.t0}: must be in [1, T={c.T}]")
 
-# %% ../nbs/06_config.ipynb #8109ddbd
+# %% ../nbs/06_config.ipynb #c1b924be
 PARTS = {f.name: f.type for f in fields(Config) if is_dataclass(f.type)}   # 'image', 'detect', 'runtime'
 
-# %% ../nbs/06_config.ipynb #1ce68c7e
+# %% ../nbs/06_config.ipynb #8b33fb57
 def _field_table(cls=Config) -> dict:
     "Flat name -> (owning part or None, dataclass Field), for every setting of `cls` and its parts; a name declared twice raises."
     out = {}
@@ -208,12 +208,12 @@ def _field_table(cls=Config) -> dict:
 
 FIELDS = _field_table()
 
-# %% ../nbs/06_config.ipynb #89034604
+# %% ../nbs/06_config.ipynb #520e2960
 def flat(cfg:Config) -> dict:
     "Every setting of `cfg` by its flat name."
     return {n: getattr(cfg if part is None else getattr(cfg, part), n) for n, (part, _) in FIELDS.items()}
 
-# %% ../nbs/06_config.ipynb #5d8c237e
+# %% ../nbs/06_config.ipynb #eb3045e6
 def _replace(cfg:Config, changes:dict) -> Config:
     "A checked copy of `cfg` with `changes` (flat names) applied; an unknown name raises `ValueError`."
     unknown = sorted(set(changes) - set(FIELDS))
@@ -224,7 +224,7 @@ def _replace(cfg:Config, changes:dict) -> Config:
         (d if part is None else d[part])[n] = v
     return _from_dict(type(cfg), d)
 
-# %% ../nbs/06_config.ipynb #56718fcb
+# %% ../nbs/06_config.ipynb #d38a1c09
 def _from_dict(cls, d:dict) -> Config:
     "A `Config` from nested settings (`asdict`, JSON) or flat ones; unknown keys raise `ValueError`."
     d = dict(d)
@@ -239,19 +239,19 @@ def _from_dict(cls, d:dict) -> Config:
     if d.get('num_res_blocks') == 0: d['num_res_blocks'] = None
     return cls(**d, **{p: PARTS[p](**kw) for p, kw in parts.items()})
 
-# %% ../nbs/06_config.ipynb #0ba85230
+# %% ../nbs/06_config.ipynb #ee1f4e43
 def fields_with(*roles:str) -> tuple:
     "Flat names of the settings whose role is one of `roles`."
     bad = [r for r in roles if r not in ROLES]
     if bad: raise ValueError(f"unknown roles {bad}; roles: {ROLES}")
     return tuple(n for n, (_, f) in FIELDS.items() if f.metadata['role'] in roles)
 
-# %% ../nbs/06_config.ipynb #3da4387f
+# %% ../nbs/06_config.ipynb #5b18ca2b
 RESUMABLE = frozenset(fields_with('length', 'calibration', 'detection', 'runtime', 'record'))   # may differ between a run and its resume
 AFTER_TRAINING = frozenset(fields_with('data', 'calibration', 'detection', 'runtime')) - {'holdout'}   # may be set when a trained run is used
 # (`holdout` is not: the held-out images are fixed by training and recorded in the run)
 
-# %% ../nbs/06_config.ipynb #be075bdc
+# %% ../nbs/06_config.ipynb #042aa4c1
 def after_training(cfg:Config, # a trained run's configuration
                    **changes, # new values of settings that may change after training (`AFTER_TRAINING`), by flat name
                   ) -> Config:
@@ -261,7 +261,7 @@ def after_training(cfg:Config, # a trained run's configuration
                                + ', '.join(f"{k}={flat(cfg)[k]!r}" for k in fixed) + ")")
     return cfg.replace(**changes)
 
-# %% ../nbs/06_config.ipynb #4ed499c8
+# %% ../nbs/06_config.ipynb #e69a1c45
 PRESETS = {
     'paper': dict(weights='raw'),   # the paper evaluates the trained weights: it mentions no moving average
     'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2,
@@ -271,7 +271,7 @@ PRESETS = {
     'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8, holdout=0.25),
 }
 
-# %% ../nbs/06_config.ipynb #8dc5b820
+# %% ../nbs/06_config.ipynb #a7202fec
 def get_config(preset:str='paper', # one of PRESETS
                **overrides, # any setting, by its flat name
               ) -> Config:
@@ -279,45 +279,45 @@ def get_config(preset:str='paper', # one of PRESETS
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
     return Config().replace(**{**PRESETS[preset], **overrides, 'preset': preset})
 
-# %% ../nbs/06_config.ipynb #f44f8330
+# %% ../nbs/06_config.ipynb #a134f58f
 def make_noise(cfg:Config):
     "The configured noise object."
     return get_noise(cfg.noise, **cfg.noise_kwargs)
 
-# %% ../nbs/06_config.ipynb #8262995c
+# %% ../nbs/06_config.ipynb #9555e02a
 def make_schedule(cfg:Config) -> DDPMSchedule:
     "The configured variance schedule."
     return DDPMSchedule(linear_betas(cfg.T, cfg.beta_start, cfg.beta_end))
 
-# %% ../nbs/06_config.ipynb #c2e421ab
+# %% ../nbs/06_config.ipynb #51398a74
 def model_kwargs(cfg:Config) -> dict:
     "The `ResUNet` arguments of `cfg`: the unet preset's, with the fields that are set."
     over = {k: getattr(cfg, k) for k in ('base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions', 'dropout')}
     return {**unet_preset(cfg.unet), 'in_channels': cfg.image.in_channels, **{k: v for k, v in over.items() if v is not None}}
 
-# %% ../nbs/06_config.ipynb #a1e7d53c
+# %% ../nbs/06_config.ipynb #9d368a44
 def make_model(cfg:Config) -> ResUNet:
     "The configured ResUNet (float32, on the CPU)."
     return ResUNet(**model_kwargs(cfg))
 
-# %% ../nbs/06_config.ipynb #46017d61
+# %% ../nbs/06_config.ipynb #c353a2ba
 # the noise parameters of runs written before runs pinned their noise (their files name only what was passed): the Gaussian
 # mixture's defaults until the gmm study (nbs/studies/gmm.ipynb) chose new ones, and not periodic, as before `periodic` existed
 LEGACY_NOISE_KWARGS = {'gmm': {'K': 32, 'sigma_min': 0.05, 'sigma_max': 0.15, 'periodic': False}}
 
-# %% ../nbs/06_config.ipynb #0c952821
+# %% ../nbs/06_config.ipynb #d919ad4f
 def pin_noise(cfg:Config) -> Config:
     "`cfg` with every parameter of its noise written out, so that a later change of a default cannot change a trained run."
     return cfg.replace(noise_kwargs=noise_params(make_noise(cfg)))
 
-# %% ../nbs/06_config.ipynb #581a1c88
+# %% ../nbs/06_config.ipynb #6c551152
 def saved_config(d:dict, # a configuration as a run's checkpoint or config.json holds it
                 ) -> Config:
     "The configuration of a trained run, its noise pinned: a parameter its file does not name gets the value runs had before it existed."
     kw = {**LEGACY_NOISE_KWARGS.get(d.get('noise'), {}), **(d.get('noise_kwargs') or {})}
     return pin_noise(Config.from_dict({**d, 'noise_kwargs': kw}))
 
-# %% ../nbs/06_config.ipynb #6838cb84
+# %% ../nbs/06_config.ipynb #a5aa7138
 def split_holdout(ds:AnomalyDataset, # the good training images
                   frac:float, # fraction held out; 0: none
                   seed:int=0, # seed of the choice
@@ -331,12 +331,12 @@ def split_holdout(ds:AnomalyDataset, # the good training images
                                        cache=ds.cache, interpolation=ds.interpolation, pixel_labels=ds.pixel_labels)
     return part(True), part(False)
 
-# %% ../nbs/06_config.ipynb #5d92c0d3
+# %% ../nbs/06_config.ipynb #cb191dbb
 def _root(cfg:Config) -> Path:
     "The data root of `cfg`: its `data_root`, or the built-in dataset (written on first use)."
     return Path(cfg.data_root) if cfg.data_root is not None else make_builtin_dataset(category=cfg.category)
 
-# %% ../nbs/06_config.ipynb #29719e5c
+# %% ../nbs/06_config.ipynb #0a62aa34
 def load_data(cfg:Config,
               splits:tuple=('train', 'test'), # the splits to load; training needs only ('train',) (no masks)
               verbose:bool=True, # print the counts per split
@@ -349,13 +349,13 @@ def load_data(cfg:Config,
     if verbose and held is not None: print(f"{cfg.category}: {len(held)} of the {len(train_ds)} good training images held out of training (holdout={cfg.holdout:g}) for the thresholds")
     return kept, test_ds
 
-# %% ../nbs/06_config.ipynb #d6f4bb66
+# %% ../nbs/06_config.ipynb #752cfc32
 def load_split(cfg:Config) -> tuple: # (the images a model of `cfg` trains on, the held-out ones or None)
     "The training split of `cfg`: what its model trains on and what is held out of training for the thresholds."
     train_ds, _ = load_category(_root(cfg), cfg.category, size=cfg.image.size, resize=cfg.image.resize, splits=('train',), verbose=False)
     return split_holdout(train_ds, cfg.holdout, cfg.seed)
 
-# %% ../nbs/06_config.ipynb #62cbdb5b
+# %% ../nbs/06_config.ipynb #baf38e3e
 def _flag_type(anno):
     "The argparse converter of a field's annotation: bool, int, float or str; 'none' (or 'all') gives None where None is allowed."
     opts = typing.get_args(anno) or (anno,)
@@ -371,19 +371,19 @@ def _flag_type(anno):
     convert.__name__ = base.__name__
     return convert
 
-# %% ../nbs/06_config.ipynb #304af11d
+# %% ../nbs/06_config.ipynb #956ef569
 def _preset_values(name:str) -> str:
     "A setting's value in each preset, e.g. '[paper 224, cpu 64, tiny 16]', or '[all presets: 0.0]'."
     vals = {p: flat(get_config(p))[name] for p in PRESETS}
     if len(set(map(repr, vals.values()))) == 1: return f"[all presets: {next(iter(vals.values()))}]"
     return '[' + ', '.join(f"{p} {v}" for p, v in vals.items()) + ']'
 
-# %% ../nbs/06_config.ipynb #970259ac
+# %% ../nbs/06_config.ipynb #906f5e37
 def _noise_help() -> str:
     "The registered noises with their parameters and defaults."
     return '; registered: ' + ', '.join(f"{n}({', '.join(f'{k}={v}' for k, v in noise_params(get_noise(n)).items())})" for n in sorted(NOISES))
 
-# %% ../nbs/06_config.ipynb #6ff9d2f0
+# %% ../nbs/06_config.ipynb #a101c6b0
 def _json_dict(s:str) -> dict:
     "A flag's JSON object."
     try: d = json.loads(s)
@@ -391,13 +391,13 @@ def _json_dict(s:str) -> dict:
     if not isinstance(d, dict): raise argparse.ArgumentTypeError(f"{s!r} must be a JSON object, e.g. '{{\"K\": 8}}'")
     return d
 
-# %% ../nbs/06_config.ipynb #cdd22ba6
+# %% ../nbs/06_config.ipynb #07787abe
 def _int_tuple(s:str) -> tuple:
     "A flag's comma-separated integers."
     try: return tuple(int(v) for v in s.split(',') if v.strip())
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not comma-separated integers, e.g. 1,2,2") from None
 
-# %% ../nbs/06_config.ipynb #ab804c71
+# %% ../nbs/06_config.ipynb #b35b00ec
 def _add_flag(p:argparse.ArgumentParser, name:str):
     "Add the flag of one setting, documented by its field's comment and its value in each preset."
     part, f = FIELDS[name]
@@ -407,7 +407,7 @@ def _add_flag(p:argparse.ArgumentParser, name:str):
     elif name in ('channel_mults', 'attention_resolutions'): p.add_argument(f'--{name}', type=_int_tuple, help=f"{doc.docment} (comma-separated) {vals}", **kw)
     else: p.add_argument(f'--{name}', type=_flag_type(doc.anno), help=f"{doc.docment} {vals}" + (_noise_help() if name == 'noise' else ''), **kw)
 
-# %% ../nbs/06_config.ipynb #6b55d14a
+# %% ../nbs/06_config.ipynb #6b80f2bc
 def config_parser(spec, # a function whose documented parameters are the command's own flags
                   prog:str, # the command's name
                   names:typing.Iterable|None=None, # the settings offered as flags; None: all but `preset`
@@ -423,12 +423,12 @@ def config_parser(spec, # a function whose documented parameters are the command
         if name in names and name not in own: _add_flag(p, name)
     return p
 
-# %% ../nbs/06_config.ipynb #2f32110a
+# %% ../nbs/06_config.ipynb #c1ab9a5d
 def config_overrides(args) -> dict:
     "The settings given on the command line, by flat name (`--steps all` gives None: all steps)."
     return {n: getattr(args, n) for n in FIELDS if n != 'preset' and hasattr(args, n)}
 
-# %% ../nbs/06_config.ipynb #f0e9dbdb
+# %% ../nbs/06_config.ipynb #c77de7d1
 @contextmanager
 def one_line_errors(prog:str):
     "Print a user error (bad value, missing file, a loss that blew up) as one line and exit 2, without a traceback; warnings as one line each."
