@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PREDICT_FORMAT', 'overlay', 'write_predictions']
 
-# %% ../nbs/14_predict.ipynb #aa37b499
+# %% ../nbs/14_predict.ipynb #d52c2aa7
 import os, csv, json, shutil, tempfile
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from . import __version__
 from .runs import PREDICT_MARKER, check_output
 from .detector import Prediction
 
-# %% ../nbs/14_predict.ipynb #86de4c4f
+# %% ../nbs/14_predict.ipynb #7a5ccdea
 def _jet(v:np.ndarray) -> np.ndarray:
     "Values in [0, 1] (any shape) -> uint8 colours (shape + (3,)) of the jet colour map, through its 256-entry table."
     import matplotlib
@@ -25,14 +25,14 @@ def _jet(v:np.ndarray) -> np.ndarray:
     lut = (cmap(np.arange(cmap.N))[:, :3] * 255).astype(np.uint8)
     return lut[np.clip((np.nan_to_num(v) * cmap.N).astype(np.int64), 0, cmap.N - 1)]
 
-# %% ../nbs/14_predict.ipynb #056df634
+# %% ../nbs/14_predict.ipynb #691cce8f
 def _outline(mask:np.ndarray) -> np.ndarray:
     "The boundary pixels of a bool mask."
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
     inner = -F.max_pool2d(-m, 3, stride=1, padding=1)
     return (m - inner)[0, 0].numpy() > 0
 
-# %% ../nbs/14_predict.ipynb #abeb37fd
+# %% ../nbs/14_predict.ipynb #d9e5ec9b
 def overlay(image, # the image file or PIL image the prediction is for
             pred:Prediction, # its prediction
             min_width:int=320, # narrower images are enlarged by a whole factor (nearest neighbour) so that a person can read them
@@ -54,10 +54,10 @@ def overlay(image, # the image file or PIL image the prediction is for
     ImageDraw.Draw(canvas).text((3, 2), text, fill=(255, 90, 90) if pred.pred_label else (120, 255, 120))
     return canvas
 
-# %% ../nbs/14_predict.ipynb #db282bac
+# %% ../nbs/14_predict.ipynb #e156d55e
 PREDICT_FORMAT = 'diffad.predict/1'   # the format the marker of a prediction folder records
 
-# %% ../nbs/14_predict.ipynb #540e4321
+# %% ../nbs/14_predict.ipynb #4b68ceee
 def _write_one(out:Path, i:int, p:Prediction) -> dict:
     "Write one image's map, mask and overlay into `out`; its row of predictions.csv."
     stem = f"{i:04d}_{(Path(p.image_path).stem or 'image')[:100]}"
@@ -71,7 +71,7 @@ def _write_one(out:Path, i:int, p:Prediction) -> dict:
                 max_x=p.max_xy[0], max_y=p.max_xy[1], width=w, height=h, covered=round(p.covered, 4),
                 anomaly_map=files['map'], pred_mask=files['mask'], overlay=files['overlay'] if p.image_path else '')
 
-# %% ../nbs/14_predict.ipynb #e4874e48
+# %% ../nbs/14_predict.ipynb #0b6be46b
 def _finish(tmp:Path, out:Path, rows:list, complete:bool):
     "Write the tables into `tmp`, then put `tmp` in the place of `out` (an old `out` is removed only once the new one is in place)."
     with open(tmp / 'predictions.csv', 'w', newline='') as f:
@@ -83,7 +83,7 @@ def _finish(tmp:Path, out:Path, rows:list, complete:bool):
     os.replace(tmp, out)
     if old: shutil.rmtree(old)
 
-# %% ../nbs/14_predict.ipynb #41463de6
+# %% ../nbs/14_predict.ipynb #e94ea9e0
 def write_predictions(preds, # Predictions, e.g. `Detector.predict_iter` (written as they come)
                       out_dir:str|Path, # where the files go
                       overwrite:bool=False, # replace predictions already in `out_dir`, as a whole
