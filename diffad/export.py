@@ -6,8 +6,8 @@
 __all__ = ['FORMATS', 'BACKENDS', 'PRECISIONS', 'EXPORT_FORMAT', 'MANIFEST', 'WEIGHTS_FILE', 'GAP_TOL', 'missing_packages',
            'ExportedNet', 'export_detector', 'load_exported']
 
-# %% ../nbs/17_export.ipynb #71b500f7
-import os, json, math, shutil, hashlib, logging, tempfile, warnings, importlib.util
+# %% ../nbs/17_export.ipynb #46319e97
+import json, shutil, hashlib, logging, tempfile, warnings, importlib.util
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -19,15 +19,16 @@ from .config import Runtime
 from .noise import get_noise
 from .schedule import DDPMSchedule
 from .unet import ResUNet
-from .runs import save_atomic, load_checkpoint, deferred_interrupt, check_writable
+from .runs import save_atomic, load_checkpoint, check_writable, publish_folder
+from .thresholds import is_threshold
 from .detector import DETECTOR_FORMAT, Detector
 
-# %% ../nbs/17_export.ipynb #ccb472fa
+# %% ../nbs/17_export.ipynb #e8bbe27b
 FORMATS = {'onnx': ('eps.onnx',), 'openvino': ('eps.xml', 'eps.bin')}   # the graph's files by format; a runtime opens the first
 BACKENDS = ('onnxruntime', 'openvino', 'torch')   # what runs the network of a loaded export
 PRECISIONS = ('fp32', 'bf16')   # the precisions a backend may be asked for
 
-# %% ../nbs/17_export.ipynb #3504757b
+# %% ../nbs/17_export.ipynb #25b2be9b
 _PACKAGES = {'onnx': ('onnx', 'onnxscript', 'onnxruntime'), 'openvino': ('onnx', 'onnxscript', 'openvino'),
              'onnxruntime': ('onnxruntime',), 'torch': ()}   # what each format (to export and check) and backend (to run) imports
 
@@ -36,18 +37,18 @@ def missing_packages(*what:str, # formats and backends, e.g. 'onnx', 'openvino',
     "The packages of the `export` extra that the formats or backends `what` need and that are not installed."
     return sorted({m for w in what for m in _PACKAGES[w] if importlib.util.find_spec(m) is None})
 
-# %% ../nbs/17_export.ipynb #4e5bf418
+# %% ../nbs/17_export.ipynb #e8a67e2b
 def _need(what:str, role:str):
     "A one-line `ValueError` when the format or backend `what` needs a package that is not installed."
     miss = missing_packages(what)
     if miss: raise ValueError(f"{role} {what!r} needs {', '.join(miss)}, not installed: pip install 'diffad[export]'")
 
-# %% ../nbs/17_export.ipynb #5ee1a9f0
+# %% ../nbs/17_export.ipynb #69e3bd52
 EXPORT_FORMAT = 'diffad.export/1'   # the format detector.json records
 MANIFEST = 'detector.json'   # the file that describes an export folder (recognised by its format, not its name)
 WEIGHTS_FILE = 'model.pt'   # the torch weights beside the graph (backend='torch')
 
-# %% ../nbs/17_export.ipynb #25239a82
+# %% ../nbs/17_export.ipynb #1162e70e
 def _sha256(path:Path) -> str:
     "The sha256 of a file's bytes, in hex."
     h = hashlib.sha256()
@@ -55,7 +56,7 @@ def _sha256(path:Path) -> str:
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/17_export.ipynb #706a95c0
+# %% ../nbs/17_export.ipynb #5936e0aa
 def _images(det:Detector) -> dict:
     "The input convention of the detector's images, as detector.json states it."
     im = det.image
@@ -64,7 +65,7 @@ def _images(det:Detector) -> dict:
                 how=f"resize the shorter side to {im.resize} px (bilinear), take the central {im.size} x {im.size}, x = 2 * pixel / 255 - 1 "
                     "(diffad.data.load_image); the graph sees xt, the image diffused by diffad, never the image itself")
 
-# %% ../nbs/17_export.ipynb #21707584
+# %% ../nbs/17_export.ipynb #93435cf8
 def _manifest(det:Detector, # the exported detector
               fmt:str, # its graph's format
               files:dict, # file name -> sha256 of every file written
@@ -81,20 +82,20 @@ def _manifest(det:Detector, # the exported detector
             'images': _images(det), 'thresholds': dict(det.thresholds), 'detector': d,
             'versions': dict(diffad=__version__, torch=torch.__version__.split('+')[0])}
 
-# %% ../nbs/17_export.ipynb #91e99dde
+# %% ../nbs/17_export.ipynb #01e0c507
 def _torch_copy(det:Detector) -> ResUNet:
     "A float32 copy of the detector's ResUNet on the CPU, default memory layout, in eval mode."
     net = ResUNet(**det.to_dict()['model'])
     net.load_state_dict({k: v.float().cpu() for k, v in det.model.state_dict().items()})
     return net.eval()
 
-# %% ../nbs/17_export.ipynb #fd4fbf5c
+# %% ../nbs/17_export.ipynb #25d2fdfe
 def _example(det:Detector, batch:int=2, seed:int=0) -> tuple:
     "An (xt, t) batch of the detector's size: xt ~ N(0, I), t random steps."
     g, im = torch.Generator().manual_seed(seed), det.image
     return torch.randn(batch, im.in_channels, im.size, im.size, generator=g), torch.randint(0, det.schedule.T, (batch,), generator=g)
 
-# %% ../nbs/17_export.ipynb #60059b3a
+# %% ../nbs/17_export.ipynb #feb85fef
 @contextmanager
 def _quiet_exporter():
     "Hide the exporter's notes on optional packages and its deprecation warnings; its errors still raise."
@@ -107,7 +108,7 @@ def _quiet_exporter():
             yield
     finally: log.setLevel(level)
 
-# %% ../nbs/17_export.ipynb #021f46a1
+# %% ../nbs/17_export.ipynb #3bf23775
 def _export_onnx(net:ResUNet, det:Detector, path:Path) -> Path:
     "The eps network as one ONNX graph eps(xt, t), the batch dynamic, written by torch's dynamo exporter as one file."
     batch = torch.export.Dim('batch')
@@ -117,14 +118,14 @@ def _export_onnx(net:ResUNet, det:Detector, path:Path) -> Path:
         prog.save(str(path), external_data=False)
     return path
 
-# %% ../nbs/17_export.ipynb #7b3e1ae0
+# %% ../nbs/17_export.ipynb #be96a1eb
 def _to_openvino(onnx_path:Path, xml_path:Path) -> Path:
     "The ONNX graph converted to OpenVINO IR (eps.xml with eps.bin), its weights kept in float32."
     import openvino as ov
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml_path), compress_to_fp16=False)
     return xml_path
 
-# %% ../nbs/17_export.ipynb #756e11b5
+# %% ../nbs/17_export.ipynb #53151d21
 def _ort_runner(graph:Path, device:str|None, precision:str):
     "ONNX Runtime's session on `graph` as a function (xt, t) -> eps of numpy arrays."
     import onnxruntime as ort
@@ -136,7 +137,7 @@ def _ort_runner(graph:Path, device:str|None, precision:str):
     sess = ort.InferenceSession(str(graph), so, providers=[prov])
     return lambda x, t: sess.run(None, {'xt': x, 't': t})[0]
 
-# %% ../nbs/17_export.ipynb #f46647f3
+# %% ../nbs/17_export.ipynb #997ced39
 def _ov_runner(graph:Path, device:str|None, precision:str):
     "OpenVINO's compiled `graph` (IR or ONNX) as a function (xt, t) -> eps of numpy arrays, in `precision`."
     import openvino as ov
@@ -149,7 +150,7 @@ def _ov_runner(graph:Path, device:str|None, precision:str):
     net = core.compile_model(core.read_model(str(graph)), dev, cfg)
     return lambda x, t: net({'xt': x, 't': t})[0]
 
-# %% ../nbs/17_export.ipynb #19cc1929
+# %% ../nbs/17_export.ipynb #e6d29ab2
 class ExportedNet(torch.nn.Module):
     "An exported eps graph run by ONNX Runtime or OpenVINO and called as a ResUNet is: model(xt, t) -> eps, torch tensors in and out."
     def __init__(self, graph:str|Path, # the graph file (eps.onnx; eps.xml for OpenVINO IR)
@@ -173,14 +174,14 @@ class ExportedNet(torch.nn.Module):
 
     def extra_repr(self) -> str: return f"{self.backend}, {self.graph.name}, {self.precision}"
 
-# %% ../nbs/17_export.ipynb #3d3ac474
+# %% ../nbs/17_export.ipynb #83b31836
 def _is_export(folder:Path) -> bool:
     "Whether `folder` holds a diffad export: a detector.json that records a diffad.export format."
     try: m = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError): return False
     return isinstance(m, dict) and str(m.get('format', '')).startswith('diffad.export/')
 
-# %% ../nbs/17_export.ipynb #b1cd59d3
+# %% ../nbs/17_export.ipynb #cceb57c3
 def _check_out(out:Path, overwrite:bool):
     "Refuse a folder an export may not write: a file, a folder that holds something else, or an export without `overwrite`."
     check_writable(out, 'out_dir')                       # a file, a name too long, a place nothing can be written
@@ -188,16 +189,7 @@ def _check_out(out:Path, overwrite:bool):
     if not _is_export(out): raise ValueError(f"{out} is not empty and holds no diffad export ({MANIFEST}): choose a new or empty folder")
     if not overwrite: raise ValueError(f"{out} already holds a diffad export: pass overwrite=True (--overwrite) to replace it")
 
-# %% ../nbs/17_export.ipynb #6d745f6c
-def _publish(tmp:Path, out:Path):
-    "Give the finished folder `tmp` the name `out`; an export already there is moved aside first and removed once the new one is in place."
-    with deferred_interrupt():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.old-')) if out.exists() else None
-        if old is not None: os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-
-# %% ../nbs/17_export.ipynb #a4f6c48f
+# %% ../nbs/17_export.ipynb #f0510458
 GAP_TOL = 1e-4   # the largest relative gap between the graph's eps and torch's that an export accepts
 
 def _graph_gap(net:ResUNet, det:Detector, graph:Path, backend:str) -> float:
@@ -206,7 +198,7 @@ def _graph_gap(net:ResUNet, det:Detector, graph:Path, backend:str) -> float:
     with torch.no_grad(): ref = net(x, t)
     return float((ExportedNet(graph, backend)(x, t) - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
 
-# %% ../nbs/17_export.ipynb #f2a5b380
+# %% ../nbs/17_export.ipynb #a2e67518
 def _write_export(det:Detector, fmt:str, tmp:Path):
     "Write the graph, the torch weights and detector.json into the empty folder `tmp`; a graph that does not match torch is refused."
     net = _torch_copy(det)
@@ -218,7 +210,7 @@ def _write_export(det:Detector, fmt:str, tmp:Path):
     files = {p.name: _sha256(p) for p in tmp.iterdir()}
     (tmp / MANIFEST).write_text(json.dumps(_manifest(det, fmt, files, gap), indent=1))
 
-# %% ../nbs/17_export.ipynb #b14b6868
+# %% ../nbs/17_export.ipynb #9ba782d9
 def export_detector(det:Detector, # the detector to export (its network a ResUNet)
                     out_dir:str|Path, # the export folder: new, empty, or a diffad export (replaced only with `overwrite`)
                     format:str='onnx', # 'onnx' or 'openvino'
@@ -232,11 +224,11 @@ def export_detector(det:Detector, # the detector to export (its network a ResUNe
     _need(format, 'format')
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.tmp-'))
-    try: _write_export(det, format, tmp); _publish(tmp, out)
+    try: _write_export(det, format, tmp); publish_folder(tmp, out)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-# %% ../nbs/17_export.ipynb #6c09809c
+# %% ../nbs/17_export.ipynb #e45834b7
 def _read_manifest(folder:Path) -> dict:
     "The detector.json of an export folder; a missing file, another format or a missing part is a one-line error naming the file."
     p = folder / MANIFEST
@@ -250,7 +242,7 @@ def _read_manifest(folder:Path) -> dict:
     if miss or m['detector'].get('format') != DETECTOR_FORMAT: raise ValueError(f"{p} lacks {miss or 'a detector of format ' + DETECTOR_FORMAT}: export the detector again")
     return m
 
-# %% ../nbs/17_export.ipynb #1b872186
+# %% ../nbs/17_export.ipynb #6b155616
 def _verified(folder:Path, entry:dict) -> Path:
     "The file `entry` names, once every file it lists is there with its recorded sha256; else a one-line error naming the file."
     for name, sha in entry['sha256'].items():
@@ -260,18 +252,18 @@ def _verified(folder:Path, entry:dict) -> Path:
         if _sha256(p) != sha: raise ValueError(f"{p} does not match its sha256 in {MANIFEST}: it changed after export; export the detector again")
     return folder / entry['file']
 
-# %% ../nbs/17_export.ipynb #611dfe69
+# %% ../nbs/17_export.ipynb #65291341
 def _thresholds(m:dict, p:Path) -> dict:
     "The thresholds of detector.json: none ({}), or finite numbers 'image' and 'pixel' (with what they were set from)."
     th = m['thresholds']
     if not isinstance(th, dict): raise ValueError(f"{p}: thresholds must be an object, got {th!r}")
     for k in ('image', 'pixel') if th else ():
         v = th.get(k)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_threshold(v):
             raise ValueError(f"{p}: the {k} threshold is {v!r}, not a finite number (or leave the thresholds empty: {{}})")
     return dict(th)
 
-# %% ../nbs/17_export.ipynb #8c11edfd
+# %% ../nbs/17_export.ipynb #92c959e3
 def _runtime(m:dict, backend:str, device:str|None, precision:str|None) -> Runtime:
     "The loaded detector's runtime: the file's for torch (`device` and `precision` where given); for a graph float32 on the CPU, nothing to prepare."
     rt = dict(m['detector']['runtime'])
@@ -280,7 +272,7 @@ def _runtime(m:dict, backend:str, device:str|None, precision:str|None) -> Runtim
     if precision is not None: rt['amp'] = {'fp32': 'none', 'bf16': 'bf16'}[precision]
     return Runtime(**rt)
 
-# %% ../nbs/17_export.ipynb #53d065b0
+# %% ../nbs/17_export.ipynb #8787af11
 def _network(folder:Path, m:dict, backend:str, device:str|None, precision:str|None) -> torch.nn.Module:
     "The eps network of an export folder: model.pt in a ResUNet, or the graph in its runtime, each file checked against its sha256."
     if backend == 'torch':
@@ -291,7 +283,7 @@ def _network(folder:Path, m:dict, backend:str, device:str|None, precision:str|No
         raise ValueError(f"{folder} holds a {m['graph']['format']} graph, which onnxruntime cannot run: load it with backend='openvino' or 'torch'")
     return ExportedNet(_verified(folder, m['graph']), backend, device, precision or 'fp32')
 
-# %% ../nbs/17_export.ipynb #a0f90e4d
+# %% ../nbs/17_export.ipynb #9aab5008
 def load_exported(path:str|Path, # an export folder (or its detector.json)
                   backend:str='onnxruntime', # 'onnxruntime' or 'openvino' (the graph), or 'torch' (model.pt beside it)
                   device:str|None=None, # torch: as in Detector.load; a graph: the runtime's device (None: the CPU)
