@@ -7,9 +7,9 @@ __all__ = ['RUN_FILES', 'MARKER', 'RUN_FORMAT', 'PREDICT_MARKER', 'EVAL_MARKER',
            'checkpoint_path', 'run_dir', 'deferred_interrupt', 'save_atomic', 'load_checkpoint', 'unwrap',
            'save_checkpoint', 'restore_checkpoint', 'read_marker', 'write_marker', 'load_training_checkpoint', 'is_run',
            'run_entries', 'file_digest', 'write_split', 'read_split', 'held_out_files', 'trained_on', 'check_writable',
-           'check_output', 'publish_folder', 'data_fingerprint', 'check_resumable', 'open_run']
+           'check_output', 'publish_folder', 'data_fingerprint', 'check_resumable', 'check_run_folder', 'open_run']
 
-# %% ../nbs/07_runs.ipynb #31ed58d0
+# %% ../nbs/07_runs.ipynb #2b0b1160
 import os, json, pickle, random, signal, shutil, hashlib, tempfile, threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,19 +19,19 @@ from torch import Tensor
 from . import __version__
 from .config import Config, RESUMABLE, flat, pin_noise, saved_config
 
-# %% ../nbs/07_runs.ipynb #89487972
+# %% ../nbs/07_runs.ipynb #cd9cea23
 def checkpoint_path(run:str|Path) -> Path:
     "Where a run folder keeps its latest checkpoint."
     return Path(run) / 'checkpoints' / 'last.pt'
 
-# %% ../nbs/07_runs.ipynb #6e794fe0
+# %% ../nbs/07_runs.ipynb #d35d3e00
 def run_dir(path:str|Path, # a run folder, or the checkpoint file of one
            ) -> Path:
     "The run folder of a run folder or of its checkpoint (`checkpoints/last.pt`)."
     path = Path(path)
     return path.parent.parent if path.is_file() or path.suffix == '.pt' else path
 
-# %% ../nbs/07_runs.ipynb #cebd50ae
+# %% ../nbs/07_runs.ipynb #46da5dd7
 @contextmanager
 def deferred_interrupt():
     "Hold SIGINT (Ctrl-C) until the block ends, then deliver it to the handler that was in place; a no-op off the main thread."
@@ -43,7 +43,7 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, signal.SIG_DFL if old is None else old)
         if got: signal.raise_signal(signal.SIGINT)
 
-# %% ../nbs/07_runs.ipynb #f9e7a252
+# %% ../nbs/07_runs.ipynb #e8d8b7c0
 def save_atomic(obj, # what to save: tensors and plain containers
                 path:str|Path, # the file, replaced atomically
                ) -> Path:
@@ -60,7 +60,7 @@ def save_atomic(obj, # what to save: tensors and plain containers
             raise
     return path
 
-# %% ../nbs/07_runs.ipynb #12806e45
+# %% ../nbs/07_runs.ipynb #bc0f2afa
 def load_checkpoint(path:str|Path, # checkpoint file
                     map_location='cpu', # where tensors are loaded
                    ) -> dict:
@@ -74,7 +74,7 @@ def load_checkpoint(path:str|Path, # checkpoint file
     except (RuntimeError, EOFError, OSError) as e:
         raise ValueError(f"cannot read checkpoint {path} (truncated, empty or not a checkpoint): {first(e)}") from None
 
-# %% ../nbs/07_runs.ipynb #32b93ff4
+# %% ../nbs/07_runs.ipynb #085397bd
 def unwrap(model:torch.nn.Module) -> torch.nn.Module:
     "The plain module inside DDP and torch.compile wrappers."
     while True:
@@ -82,7 +82,7 @@ def unwrap(model:torch.nn.Module) -> torch.nn.Module:
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
-# %% ../nbs/07_runs.ipynb #eb9c75f7
+# %% ../nbs/07_runs.ipynb #0f989fd7
 def _rng_state() -> dict:
     "Python, NumPy and torch (CPU and CUDA) random states as tensors and plain values."
     st = np.random.get_state()
@@ -92,7 +92,7 @@ def _rng_state() -> dict:
     if torch.cuda.is_available(): out['cuda'] = torch.cuda.get_rng_state_all()
     return out
 
-# %% ../nbs/07_runs.ipynb #d3a896d5
+# %% ../nbs/07_runs.ipynb #920633f1
 def _set_rng_state(st:dict):
     "Restore what `_rng_state` saved."
     v, state, gauss = st['python']
@@ -101,7 +101,7 @@ def _set_rng_state(st:dict):
     torch.set_rng_state(st['torch'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
-# %% ../nbs/07_runs.ipynb #621d8956
+# %% ../nbs/07_runs.ipynb #3390c3f3
 def save_checkpoint(path:str|Path, # file to write (atomically replaced)
                     model:torch.nn.Module, # the model (a DDP or compiled wrapper is unwrapped)
                     optimizer=None, # its optimiser
@@ -116,7 +116,7 @@ def save_checkpoint(path:str|Path, # file to write (atomically replaced)
     if cfg is not None: ck['config'] = json.loads(cfg.to_json())
     return save_atomic(ck, path)
 
-# %% ../nbs/07_runs.ipynb #c65b44d8
+# %% ../nbs/07_runs.ipynb #01448a63
 def restore_checkpoint(ck:dict, # a checkpoint `save_checkpoint` wrote (see `load_checkpoint`)
                        model:torch.nn.Module, # the model to load the weights into (a wrapper is unwrapped)
                        optimizer=None, # its optimiser, given its saved state
@@ -129,15 +129,16 @@ def restore_checkpoint(ck:dict, # a checkpoint `save_checkpoint` wrote (see `loa
     _set_rng_state(ck['rng'])
     return ck
 
-# %% ../nbs/07_runs.ipynb #ed59ee61
-RUN_FILES = ('checkpoints', 'eval', 'predict', 'train_log.jsonl', 'config.json', 'calibration.json', 'split.json')  # what diffad writes in a run folder
+# %% ../nbs/07_runs.ipynb #ce0cb70d
+RUN_FILES = ('checkpoints', 'eval', 'predict', 'train_log.jsonl', 'config.json', 'calibration.json', 'split.json',
+             'noise_selection.json', 'noise_candidates')  # what diffad writes in a run folder (the last two: noise='auto')
 MARKER = 'diffad_run.json'   # the marker's file name
 RUN_FORMAT = 'diffad.run/1'  # the format the marker records
 PREDICT_MARKER = 'diffad_predict.json'   # the marker of a folder of predictions (diffad.predict writes it)
 EVAL_MARKER = 'diffad_eval.json'         # the marker of an evaluation folder (diffad.evaluate writes it)
 OUTPUT_MARKERS = (MARKER, PREDICT_MARKER, EVAL_MARKER)   # a folder holding one is diffad's results: never searched for images to inspect
 
-# %% ../nbs/07_runs.ipynb #2963ae68
+# %% ../nbs/07_runs.ipynb #e7ee5483
 def read_marker(run:str|Path, # a folder
                ) -> dict|None:
     "The marker of a run folder, or None where there is none; a marker this diffad cannot read raises `ValueError` naming it."
@@ -149,7 +150,7 @@ def read_marker(run:str|Path, # a folder
         raise ValueError(f"{path} is not a run marker of format {RUN_FORMAT}; choose another folder")
     return m
 
-# %% ../nbs/07_runs.ipynb #725de779
+# %% ../nbs/07_runs.ipynb #617a72fa
 def write_marker(run:str|Path, # the run folder (created if missing)
                  names:tuple=(), # entries diffad writes there besides RUN_FILES
                 ) -> Path:
@@ -161,7 +162,7 @@ def write_marker(run:str|Path, # the run folder (created if missing)
     os.replace(tmp, run / MARKER)
     return run / MARKER
 
-# %% ../nbs/07_runs.ipynb #a5224ebd
+# %% ../nbs/07_runs.ipynb #741e698c
 def load_training_checkpoint(path:str|Path, # a run folder or its checkpoint file
                             ) -> dict:
     "The training checkpoint of a run (a dict with the model and its configuration); anything else raises `ValueError` naming it."
@@ -170,20 +171,20 @@ def load_training_checkpoint(path:str|Path, # a run folder or its checkpoint fil
     if not isinstance(ck, dict) or 'config' not in ck or 'model' not in ck: raise ValueError(f"{path} is not a diffad training checkpoint (no model or configuration)")
     return ck
 
-# %% ../nbs/07_runs.ipynb #1def6c06
+# %% ../nbs/07_runs.ipynb #9284c100
 def _legacy_run(run:str|Path) -> bool:
     "Whether `run` is a run written before the marker existed: its `checkpoints/last.pt` is a diffad training checkpoint."
     try: load_training_checkpoint(checkpoint_path(run))
     except (FileNotFoundError, ValueError): return False
     return True
 
-# %% ../nbs/07_runs.ipynb #56bed1e0
+# %% ../nbs/07_runs.ipynb #05e38d87
 def is_run(path:str|Path, # a folder
           ) -> bool:
     "Whether `path` is a diffad run folder: it holds the marker, or it is a run written before the marker existed."
     return read_marker(path) is not None or _legacy_run(path)
 
-# %% ../nbs/07_runs.ipynb #d50ec6a2
+# %% ../nbs/07_runs.ipynb #c917ab67
 def run_entries(run:str|Path, # a run folder
                ) -> list[str]:
     "The entries diffad wrote in `run` that are there: the names its marker lists (`RUN_FILES` for a run without one)."
@@ -192,7 +193,7 @@ def run_entries(run:str|Path, # a run folder
     plain = lambda n: isinstance(n, str) and n not in ('', '.', '..') and Path(n).name == n   # entries of the folder itself, no paths
     return [n for n in names if plain(n) and (Path(run) / n).exists()]
 
-# %% ../nbs/07_runs.ipynb #104641af
+# %% ../nbs/07_runs.ipynb #acdfb19e
 def _results_folder(d:Path) -> bool:
     "Whether `d` (in a run's eval/ or predict/) is an evaluation or predictions diffad wrote: its marker, or the files an older diffad wrote."
     return (any((d / m).is_file() for m in (PREDICT_MARKER, EVAL_MARKER)) or all((d / f).is_file() for f in ('metrics.json', 'detector.json'))
@@ -209,7 +210,7 @@ def _clear_run(run:Path, names:list):
         elif p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
         else: p.unlink()
 
-# %% ../nbs/07_runs.ipynb #d573ddcd
+# %% ../nbs/07_runs.ipynb #838760ee
 SPLIT = 'split.json'            # the record of a run's training split
 SPLIT_FORMAT = 'diffad.split/1'
 
@@ -217,7 +218,7 @@ def file_digest(path:str|Path) -> str:
     "The sha1 of a file's bytes."
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
-# %% ../nbs/07_runs.ipynb #85371b74
+# %% ../nbs/07_runs.ipynb #9d8d7ee2
 def _files_of(ds) -> list|None:
     "[[path, sha1], ...] of a dataset's image files; None for images without files (a tensor)."
     if ds is None: return []
@@ -234,7 +235,7 @@ def write_split(run:str|Path, # the run folder
     os.replace(tmp, p)
     return p
 
-# %% ../nbs/07_runs.ipynb #7f364448
+# %% ../nbs/07_runs.ipynb #a9827e51
 def read_split(run:str|Path, # a run folder
               ) -> dict|None:
     "The recorded split of `run`, or None for a run trained before diffad recorded it; an unreadable record raises `ValueError` naming it."
@@ -247,7 +248,7 @@ def read_split(run:str|Path, # a run folder
         raise ValueError(f"{p} is not a split record of format {SPLIT_FORMAT}")
     return d
 
-# %% ../nbs/07_runs.ipynb #f1449c2e
+# %% ../nbs/07_runs.ipynb #5fb491ca
 def held_out_files(run:str|Path, # a run folder
                   ) -> list|None: # the held-out files, or None where the run records no split
     "The good images `run` held out of training, as recorded; a file that is gone or has changed since is an error naming it."
@@ -258,7 +259,7 @@ def held_out_files(run:str|Path, # a run folder
         if file_digest(path) != sha: raise ValueError(f"{path}, held out of training by {run_dir(run)}, has changed since; pass good parts the model did not train on (--good)")
     return [Path(p) for p, _ in d['holdout']]
 
-# %% ../nbs/07_runs.ipynb #d2e2ec95
+# %% ../nbs/07_runs.ipynb #85b35629
 def trained_on(run:str|Path, # a run folder
                files:list, # image files
               ) -> Path|None:
@@ -266,7 +267,7 @@ def trained_on(run:str|Path, # a run folder
     seen = {sha for _, sha in (read_split(run) or {}).get('train') or []}
     return next((Path(f) for f in files if file_digest(f) in seen), None)
 
-# %% ../nbs/07_runs.ipynb #b51de70e
+# %% ../nbs/07_runs.ipynb #26fb463d
 def check_writable(path:str|Path, # a folder that will be written (it may not exist yet)
                    what:str='--out', # how the user named it (for the message)
                   ) -> Path:
@@ -282,7 +283,7 @@ def check_writable(path:str|Path, # a folder that will be written (it may not ex
     except OSError as e: raise ValueError(f"{what} {p}: cannot create files in {q} ({e.strerror or e})") from None
     return p
 
-# %% ../nbs/07_runs.ipynb #4aec295b
+# %% ../nbs/07_runs.ipynb #e8554c6b
 def check_output(path:str|Path, # the folder the results will go to
                  marker:str, # the marker file of such results (`PREDICT_MARKER`, `EVAL_MARKER`)
                  overwrite:bool=False, # whether results already there may be replaced
@@ -297,7 +298,7 @@ def check_output(path:str|Path, # the folder the results will go to
     if not overwrite: raise ValueError(f"{what} {out} already holds {kind}: pass overwrite (--overwrite) to replace them, or choose another folder")
     return out
 
-# %% ../nbs/07_runs.ipynb #03eb0daa
+# %% ../nbs/07_runs.ipynb #af932526
 def publish_folder(tmp:str|Path, # the finished folder
                    out:str|Path, # its destination (replaced if there)
                   ) -> Path:
@@ -310,7 +311,7 @@ def publish_folder(tmp:str|Path, # the finished folder
         if old is not None: shutil.rmtree(old, ignore_errors=True)
     return out
 
-# %% ../nbs/07_runs.ipynb #1e3f2755
+# %% ../nbs/07_runs.ipynb #4ed182a2
 def data_fingerprint(data, # training images: a dataset with `fingerprint()` (its files and sizes), or an (N,C,H,W) tensor
                     ) -> str:
     "A short digest of the training images, kept in the checkpoint so that a resume on other images is refused."
@@ -318,7 +319,7 @@ def data_fingerprint(data, # training images: a dataset with `fingerprint()` (it
     if not isinstance(data, Tensor): raise TypeError(f"need a dataset with fingerprint() or a tensor of images, got {type(data).__name__}")
     return hashlib.sha1(data.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
-# %% ../nbs/07_runs.ipynb #55204f0c
+# %% ../nbs/07_runs.ipynb #37a4605c
 def check_resumable(cfg:Config, # the configuration asked for now
                     old:Config, # the configuration stored in the checkpoint
                     path=None, # the checkpoint (for the message)
@@ -330,7 +331,7 @@ def check_resumable(cfg:Config, # the configuration asked for now
                               + " but the configuration asks for " + ', '.join(f"{k}={new[k]!r}" for k in diff)
                               + "; use another output folder")
 
-# %% ../nbs/07_runs.ipynb #5f83f290
+# %% ../nbs/07_runs.ipynb #9c79ab22
 def _resume_from(cfg:Config, run:Path, fingerprint:str|None=None, required:bool=True) -> dict|None:
     "The checkpoint of the run `run` to continue, checked against `cfg` and the images' fingerprint; without one an error, or None if not `required`."
     ck_path = checkpoint_path(run)
@@ -344,14 +345,31 @@ def _resume_from(cfg:Config, run:Path, fingerprint:str|None=None, required:bool=
                          f"these images {fingerprint}); use another output folder, or overwrite")
     return ck
 
-# %% ../nbs/07_runs.ipynb #3e76909a
+# %% ../nbs/07_runs.ipynb #b7f6c9a6
 def _foreign(run:Path) -> list[str]:
     "The entries of `run` named like a run's in a folder that is no run (no marker, no diffad checkpoint)."
     held = [f"{n}/" if (run / n).is_dir() else n for n in RUN_FILES if (run / n).exists()]
     if not held or read_marker(run) is not None or _legacy_run(run): return []
     return held
 
-# %% ../nbs/07_runs.ipynb #041fd329
+# %% ../nbs/07_runs.ipynb #a0be601c
+def check_run_folder(out_dir:str|Path, # the run folder
+                     resume:bool|str=False, # as `open_run`
+                     overwrite:bool=False, # as `open_run`
+                    ) -> list[str]: # the entries diffad wrote there (those `overwrite` removes)
+    "The checks of `open_run` that need no configuration, writing nothing: a folder diffad did not write, a run there without resume or overwrite."
+    out_dir = Path(out_dir)
+    if resume and overwrite: raise ValueError(f"resume and overwrite both asked for {out_dir}: choose one")
+    if resume not in (False, True, 'auto'): raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
+    foreign = _foreign(out_dir)
+    if foreign: raise ValueError(f"{out_dir} holds {', '.join(foreign)}, which diffad did not write; choose another folder")
+    held = run_entries(out_dir)
+    if held and not (resume or overwrite):
+        raise ValueError(f"{out_dir} already holds a run ({', '.join(held)}): continue it with resume (--resume), "
+                         "replace it with overwrite (--overwrite), or choose another folder")
+    return held
+
+# %% ../nbs/07_runs.ipynb #83f2beb2
 def open_run(cfg:Config, # the configuration to train
              out_dir:str|Path, # the run folder
              resume:bool|str=False, # True: continue the run in `out_dir` (it must have a checkpoint); 'auto': continue it if it has one, else start
@@ -364,13 +382,7 @@ def open_run(cfg:Config, # the configuration to train
     if resume and overwrite: raise ValueError(f"resume and overwrite both asked for {out_dir}: choose one")
     if rank != 0:   # rank 0 checks and writes; the others only read what they resume from
         return load_checkpoint(checkpoint_path(out_dir)) if resume and checkpoint_path(out_dir).exists() else None
-    foreign = _foreign(out_dir)
-    if foreign: raise ValueError(f"{out_dir} holds {', '.join(foreign)}, which diffad did not write; choose another folder")
-    held = run_entries(out_dir)
-    if held and not (resume or overwrite):
-        raise ValueError(f"{out_dir} already holds a run ({', '.join(held)}): continue it with resume (--resume), "
-                         "replace it with overwrite (--overwrite), or choose another folder")
-    if resume not in (False, True, 'auto'): raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
+    held = check_run_folder(out_dir, resume, overwrite)
     ck = _resume_from(cfg, out_dir, fingerprint, required=resume is True) if resume else None
     if overwrite: _clear_run(out_dir, held)
     write_marker(out_dir)

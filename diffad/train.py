@@ -6,7 +6,7 @@
 __all__ = ['step_generator', 'diffusion_loss', 'ema_decay_at', 'make_ema', 'update_ema', 'dist_env', 'NonFiniteLoss', 'TrainLoop',
            'train']
 
-# %% ../nbs/08_train.ipynb #4588be36
+# %% ../nbs/08_train.ipynb #f7aa5548
 import os, json, math, time
 from functools import cached_property
 from pathlib import Path
@@ -20,16 +20,16 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import seed_everything, default_device, amp_dtype, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
 from .schedule import DDPMSchedule
-from .config import Config, make_noise, make_schedule, make_model, load_data, load_split, pin_noise
+from .config import Config, NOISE_AUTO, make_noise, make_schedule, make_model, load_data, load_split, pin_noise
 from .runs import checkpoint_path, save_checkpoint, restore_checkpoint, data_fingerprint, open_run, write_split
 
-# %% ../nbs/08_train.ipynb #66451ecc
+# %% ../nbs/08_train.ipynb #0463097c
 def step_generator(seed:int, step:int, device=None) -> torch.Generator:
     "The generator of one training step's draws: the same on every process, and after a resume."
     g = torch.Generator(device=device or 'cpu'); g.manual_seed(seed * 1_000_003 + step)
     return g
 
-# %% ../nbs/08_train.ipynb #62117f59
+# %% ../nbs/08_train.ipynb #80946fdc
 def diffusion_loss(model, # eps-prediction network called as model(xt, t)
                    schedule:DDPMSchedule, # the variance schedule
                    noise, # a Noise object: eps ~ noise
@@ -46,20 +46,20 @@ def diffusion_loss(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x0, t, eps)
     return F.mse_loss(model(xt, t).float(), eps)
 
-# %% ../nbs/08_train.ipynb #c21128b9
+# %% ../nbs/08_train.ipynb #20f7cef1
 def ema_decay_at(decay:float, # the decay's cap, `Config.ema_decay`
                  n:int, # updates made so far
                 ) -> float:
     "The EMA decay of update `n + 1`: min(decay, (1 + n) / (10 + n))."
     return min(float(decay), (1 + n) / (10 + n))
 
-# %% ../nbs/08_train.ipynb #0ef4a532
+# %% ../nbs/08_train.ipynb #968330bd
 def make_ema(model:torch.nn.Module, # the plain model (not a DDP or compiled wrapper)
             ) -> AveragedModel:
     "torch's AveragedModel of `model` (parameters and buffers), updated by `update_ema`."
     return AveragedModel(model, use_buffers=True)
 
-# %% ../nbs/08_train.ipynb #4e4f4da8
+# %% ../nbs/08_train.ipynb #68420184
 def update_ema(ema:AveragedModel, # the average
                model:torch.nn.Module, # the model after an optimiser step
                decay:float, # the decay's cap
@@ -69,30 +69,30 @@ def update_ema(ema:AveragedModel, # the average
     ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(decay, n))
     ema.update_parameters(model)
 
-# %% ../nbs/08_train.ipynb #96151d6c
+# %% ../nbs/08_train.ipynb #ba347c6b
 def dist_env() -> tuple[int, int, int]:
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run alone."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
 
-# %% ../nbs/08_train.ipynb #5a92c4f3
+# %% ../nbs/08_train.ipynb #f7a2c86a
 def _train_device(cfg:Config, local_rank:int) -> torch.device:
     "The device of this process: `cfg.runtime.device` ('auto': the best available); on CUDA the GPU of its local rank."
     dev = default_device(cfg.runtime.device)
     if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', local_rank)
     return dev
 
-# %% ../nbs/08_train.ipynb #b3fc27cc
+# %% ../nbs/08_train.ipynb #ff413757
 def _join_processes(device:torch.device, world:int):
     "Join torchrun's process group (nccl on CUDA, gloo elsewhere) when there are several processes."
     if world > 1 and not dist.is_initialized(): dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
 
-# %% ../nbs/08_train.ipynb #5de7361d
+# %% ../nbs/08_train.ipynb #cb9bef2d
 def _images(ds) -> Tensor:
     "All images of a dataset as one (N,C,H,W) tensor."
     if isinstance(ds, Tensor): return ds
     return torch.stack([ds[i]['image'] for i in range(len(ds))])
 
-# %% ../nbs/08_train.ipynb #c90b368d
+# %% ../nbs/08_train.ipynb #0f396adf
 def _check_batch(batch_size:int, # the global batch, `Config.batch_size`
                  n_images:int, # training images
                  world:int, # processes
@@ -101,14 +101,14 @@ def _check_batch(batch_size:int, # the global batch, `Config.batch_size`
     if batch_size % world: raise ValueError(f"Config.batch_size={batch_size} must be divisible by the number of processes ({world})")
     if n_images < batch_size: raise ValueError(f"Config.batch_size={batch_size} is larger than the {n_images} training images")
 
-# %% ../nbs/08_train.ipynb #475b3025
+# %% ../nbs/08_train.ipynb #920b3aca
 def _held_out(cfg:Config, images) -> object:
     "The images `cfg`'s split holds out when `images` are exactly the ones it keeps for training (so a run records them); else None."
     try: kept, held = load_split(cfg)
     except (FileNotFoundError, ValueError): return None
     return held if [str(s.path) for s in images.samples] == [str(s.path) for s in kept.samples] else None
 
-# %% ../nbs/08_train.ipynb #4ff775f0
+# %% ../nbs/08_train.ipynb #d47e69c1
 def _training_images(cfg:Config, # the run's configuration
                      data, # a dataset, an (N,C,H,W) tensor, or None for the configured training split
                      device:torch.device, # where the images go
@@ -123,24 +123,24 @@ def _training_images(cfg:Config, # the run's configuration
     _check_batch(cfg.batch_size, len(X), world)
     return X, data_fingerprint(images if hasattr(images, 'fingerprint') else X), (images, held)
 
-# %% ../nbs/08_train.ipynb #6c9c054f
+# %% ../nbs/08_train.ipynb #d66d0d5f
 def _length(cfg:Config, steps_per_epoch:int) -> tuple[int, int]:
     "(epochs, total steps) of a run: `train_steps` steps if set, in the epochs that hold them; else `epochs` full epochs."
     epochs = math.ceil(cfg.train_steps / steps_per_epoch) if cfg.train_steps else cfg.epochs
     return epochs, cfg.train_steps or epochs * steps_per_epoch
 
-# %% ../nbs/08_train.ipynb #4124ab12
+# %% ../nbs/08_train.ipynb #63b946b3
 def _optimiser(cfg:Config, model:torch.nn.Module, epochs:int) -> tuple:
     "(AdamW, its step lr schedule): the learning rate times `lr_decay` after `lr_decay_at` of the epochs."
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     decay_epoch = max(1, round(cfg.lr_decay_at * epochs))
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=cfg.lr_decay)
 
-# %% ../nbs/08_train.ipynb #7452dc3b
+# %% ../nbs/08_train.ipynb #f989d2aa
 class NonFiniteLoss(FloatingPointError):
     "Raised when the training loss becomes NaN or infinite."
 
-# %% ../nbs/08_train.ipynb #1a62ab56
+# %% ../nbs/08_train.ipynb #54967b00
 class TrainLoop:
     "One process's training of `cfg` on the images `X`: epochs of steps, the EMA after each step, a log line and a checkpoint per epoch."
     def __init__(self, cfg:Config, # the run's configuration (its noise pinned)
@@ -174,7 +174,7 @@ class TrainLoop:
     @property
     def done(self) -> bool: return self.epoch >= self.epochs or self.step >= self.total
 
-# %% ../nbs/08_train.ipynb #0bdf08ba
+# %% ../nbs/08_train.ipynb #dffaf0a9
 @patch
 def forward_backward(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the step
                     ) -> Tensor:
@@ -190,14 +190,14 @@ def forward_backward(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's image
     self.scaler.scale(loss).backward()
     return loss.detach()
 
-# %% ../nbs/08_train.ipynb #5379727a
+# %% ../nbs/08_train.ipynb #743758eb
 @patch
 def optimize(self:TrainLoop):
     "The optimiser step on the gradients of `forward_backward`, then the EMA update of the step."
     self.scaler.step(self.opt); self.scaler.update()
     update_ema(self.ema, self.model, self.cfg.ema_decay, self.step)
 
-# %% ../nbs/08_train.ipynb #d41109b7
+# %% ../nbs/08_train.ipynb #9911395e
 @patch
 def run_step(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the step
             ) -> Tensor:
@@ -208,13 +208,13 @@ def run_step(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the
     self.log_step()
     return loss
 
-# %% ../nbs/08_train.ipynb #a3131fbd
+# %% ../nbs/08_train.ipynb #f31909cb
 @patch
 def log_step(self:TrainLoop):
     "Move the progress bar of `run_loop` by one step."
     if self.bar is not None: self.bar.update(1)
 
-# %% ../nbs/08_train.ipynb #7e90d529
+# %% ../nbs/08_train.ipynb #27db5339
 @patch
 def log_epoch(self:TrainLoop, losses:list, # the losses of the epoch's steps
               seconds:float, # the epoch's wall time
@@ -227,7 +227,7 @@ def log_epoch(self:TrainLoop, losses:list, # the losses of the epoch's steps
     with open(self.out_dir / 'train_log.jsonl', 'a') as f:
         f.write(json.dumps(dict(epoch=self.epoch, step=self.step, loss=mean_loss, img_per_s=ips, lr=self.lr_sched.get_last_lr()[0])) + '\n')
 
-# %% ../nbs/08_train.ipynb #c32e7ee8
+# %% ../nbs/08_train.ipynb #c03a91ca
 @patch
 def save(self:TrainLoop):
     "Rank 0 writes the checkpoint: everything `resume` needs, and the images' fingerprint."
@@ -235,7 +235,7 @@ def save(self:TrainLoop):
     save_checkpoint(self.ck_path, self.model, self.opt, self.lr_sched, self.cfg, epoch=self.epoch, step=self.step,
                     ema=self.ema.module.state_dict(), ema_updates=int(self.ema.n_averaged), data_fingerprint=self.fingerprint, total_steps=self.total)
 
-# %% ../nbs/08_train.ipynb #98fa0e32
+# %% ../nbs/08_train.ipynb #24bfce22
 @patch
 def resume(self:TrainLoop, ck:dict, # a checkpoint `save` wrote
           ):
@@ -244,7 +244,7 @@ def resume(self:TrainLoop, ck:dict, # a checkpoint `save` wrote
     self.ema.module.load_state_dict(ck['ema']); self.ema.n_averaged.fill_(ck['ema_updates'])
     self.epoch, self.step = ck['epoch'], ck['step']
 
-# %% ../nbs/08_train.ipynb #7db3d2f8
+# %% ../nbs/08_train.ipynb #ec8380d9
 @patch
 def run_epoch(self:TrainLoop):
     "One epoch: a step per batch of the sampler's order (until `total`), the lr schedule's step, a log line, a checkpoint when due."
@@ -258,7 +258,7 @@ def run_epoch(self:TrainLoop):
     self.log_epoch(losses, time.perf_counter() - t_start)
     if self.epoch % self.cfg.ckpt_every == 0 or self.done: self.save()
 
-# %% ../nbs/08_train.ipynb #ffcd5d5d
+# %% ../nbs/08_train.ipynb #cc356cc5
 @patch
 def run_loop(self:TrainLoop, progress:bool=True, # show a progress bar (rank 0)
             ) -> TrainLoop:
@@ -270,14 +270,14 @@ def run_loop(self:TrainLoop, progress:bool=True, # show a progress bar (rank 0)
     finally: self.bar.close(); self.bar = None
     return self
 
-# %% ../nbs/08_train.ipynb #4171e6e9
+# %% ../nbs/08_train.ipynb #35c305f4
 @patch
 def weights(self:TrainLoop, which:str|None=None, # 'ema' or 'raw'; default `cfg.detect.weights`
            ) -> torch.nn.Module:
     "The trained model with the weights `which` names, in eval mode."
     return (self.ema.module if (which or self.cfg.detect.weights) == 'ema' else self.model).eval()
 
-# %% ../nbs/08_train.ipynb #d26c827c
+# %% ../nbs/08_train.ipynb #9ff0e09d
 def train(cfg:Config, # the experiment's configuration
           out_dir:str|Path, # the run folder: diffad_run.json (its marker), checkpoints/, config.json and train_log.jsonl go there
           resume:bool|str=False, # True: continue from out_dir's last checkpoint (one must be there); 'auto': continue if there is one, else start
@@ -286,6 +286,10 @@ def train(cfg:Config, # the experiment's configuration
           progress:bool=True, # show a progress bar
          ) -> torch.nn.Module:
     "Train the noise-prediction ResUNet of `cfg`; returns the weights `cfg.detect.weights` names (EMA or raw; on its device, in eval mode)."
+    if cfg.noise == NOISE_AUTO:                                     # choose the noise first (diffad.select trains the candidates with this function)
+        from diffad.select import choose_noise
+        cfg = choose_noise(cfg, out_dir, resume, overwrite, data, progress)
+        resume, overwrite = 'auto', False                           # the folder is checked and marked, the candidates are kept
     cfg = pin_noise(cfg)                                            # the run records every noise parameter
     rank, world, local_rank = dist_env()
     device = _train_device(cfg, local_rank); _join_processes(device, world)

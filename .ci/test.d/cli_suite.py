@@ -554,6 +554,21 @@ def chain_export():
     exe('28k', 'predict --model with a tampered graph', ['diffad_predict', '--model', bad, P, '--out', T / 'pred_tampered'], 2, refusal=True,
         names=('eps.onnx',), guard=[bad])
 
+def chain_noise_auto():
+    "diffad_train --noise auto: the noise chosen on validation, every candidate recorded; a resume reuses the choice."
+    train_refusal('29a', '--noise auto with --noise_kwargs', ['--noise', 'auto', '--noise_kwargs', '{"K": 4}'], names=('noise_kwargs',))
+    train_refusal('29b', '--noise auto --noise_screen 1.5', ['--noise', 'auto', '--noise_screen', '1.5'], names=('noise_screen',))
+    run = T / 'runs' / 'auto'
+    c = exe('29c', 'train --noise auto (tiny)', train_cmd(D(), run, '--noise', 'auto', '--train_steps', '8'), 0)
+    if c.actual != 0: return
+    rec = json.loads((run / 'noise_selection.json').read_text()); saved = json.loads((run / 'config.json').read_text())
+    check(c, len(rec['candidates']) == 6 and all(r['noise'] and 0 <= r['criterion'] <= 1 for r in rec['candidates']), f"candidates: {rec['candidates']}")
+    check(c, (saved['noise'], saved['noise_kwargs']) == (rec['chosen']['noise'], rec['chosen']['noise_kwargs']), f"run's noise {saved['noise']} is not the choice {rec['chosen']}")
+    check(c, (run / 'calibration.json').is_file(), "no calibration.json after training with a holdout")
+    exe('29d', 'train --noise auto --resume reuses the choice', train_cmd(D(), run, '--noise', 'auto', '--train_steps', '8', '--resume'), 0,
+        guard=[run / 'noise_candidates', run / 'noise_selection.json'])
+    exe('29e', 'eval the chosen-noise run', ['diffad_eval', '--run', run, *EVAL_FAST], 0)
+
 # ---------------------------------------------------------------------------------------------------------- driver
 POOL = ThreadPoolExecutor(max_workers=max(3, (os.cpu_count() or 2) + 1))
 FUTURES = []
@@ -585,7 +600,7 @@ def main():
     KINDS[:] = make_data()
     print(f"cli suite: data in {T}, commands from {Path(shutil.which('diffad_train')).parent}", flush=True)
     for f in (chain_main, chain_sigint_then_unfinished, chain_nomask_train, chain_formats, chain_train_refusals, chain_train_refusals2,
-              chain_train_classes, chain_user_folder, chain_split):
+              chain_train_classes, chain_user_folder, chain_split, chain_noise_auto):
         submit(f)
     while True:
         with LOCK: pending = [f for f in FUTURES if not f.done()]

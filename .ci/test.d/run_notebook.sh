@@ -32,6 +32,19 @@ for k, v in chosen['detector'].items(): assert st[k] == min(v, st['t0']) if k ==
 assert st['t0'] == chosen['t0'] and det['noise']['name'] == 'powerlaw', det
 print('run notebook, select: chose', chosen)
 PY
+# -p noise auto: each category's noise is chosen on its validation split, and the results name the choice
+papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/auto.ipynb" -p preset tiny -p noise auto -p out_dir "$out/auto"
+python - "$out/auto" <<'PY'
+import json, sys, pathlib
+d = pathlib.Path(sys.argv[1]); r = json.loads((d / 'results.json').read_text())
+rec = json.loads((d / 'brick' / 'noise_selection.json').read_text())
+m = r['categories']['brick']
+assert r['noise'] == 'auto' and len(rec['candidates']) == 6, (r['noise'], rec['candidates'])
+assert (m['noise'], m['noise_kwargs']) == (rec['chosen']['noise'], rec['chosen']['noise_kwargs']), (m['noise'], rec['chosen'])
+det = json.loads(next((d / 'brick' / 'eval').glob('*/detector.json')).read_text())
+assert det['noise']['name'] == rec['chosen']['noise'], det['noise']
+print('run notebook, noise auto: chose', rec['chosen'])
+PY
 if papermill --no-progress-bar --log-level WARNING nbs/run.ipynb "$out/bad.ipynb" -p preset tiny -p noise pink -p out_dir "$out/bad" >"$out/bad.log" 2>&1; then
   echo "FAIL: an unknown noise did not stop the run notebook"; exit 1
 fi
