@@ -7,7 +7,7 @@ __all__ = ['NOISE_CANDIDATES', 'NOISE_CRITERION', 'NOISE_SELECTION', 'NOISE_SELE
            'noise_criterion', 'select_noise', 'read_noise_choice', 'choose_noise', 'Selection', 'score_settings',
            'select_settings']
 
-# %% ../nbs/13_select.ipynb #18648d9a
+# %% ../nbs/13_select.ipynb #d678ff60
 import json, os
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -20,16 +20,18 @@ from .train import train, dist_env, _training_images
 from .detector import Detector
 from .evaluate import evaluate, metrics_from_maps
 
-# %% ../nbs/13_select.ipynb #019af637
+# %% ../nbs/13_select.ipynb #4fba7836
 def validation_split(train_ds, # the good training images (dicts with 'image'), e.g. from `load_category`
                      frac:float=0.25, # fraction held out for validation
                      seed:int=0, # seed of the split and of the synthetic defects
                      defect_frac:float=0.5, # fraction of the held-out images that get a synthetic defect
                      defects:str='realistic', # the synthetic defects: one of diffad.defects.DEFECT_SETS
+                     per_image:int|None=None, # None: `defect_frac` of the held-out images get one defect, the others stay good; k: every held-out image is in the split as it is and k times with a defect
                     ) -> tuple: # (training images (N,C,H,W), validation list of dicts like a test set)
     "Hold out part of the good training images and paste synthetic defects with exact masks on some of them."
     if not 0 < frac < 1: raise ValueError(f"frac must be in (0, 1), got {frac}")
     if not 0 < defect_frac < 1: raise ValueError(f"defect_frac must be in (0, 1), got {defect_frac}")
+    if per_image is not None and (not isinstance(per_image, int) or isinstance(per_image, bool) or per_image < 1): raise ValueError(f"per_image must be None or a positive integer, got {per_image!r}")
     n = len(train_ds); n_val = round(frac * n)
     if n_val < 2 or n - n_val < 1: raise ValueError(f"{n} training images are too few for a validation split with frac={frac}")
     g = torch.Generator().manual_seed(seed)
@@ -37,17 +39,18 @@ def validation_split(train_ds, # the good training images (dicts with 'image'), 
     val_idx, train_idx = sorted(perm[:n_val]), sorted(perm[n_val:])
     n_bad = max(1, min(n_val - 1, round(defect_frac * n_val)))
     X = torch.stack([train_ds[i]['image'] for i in train_idx])
-    val = []
+    val, item_of = [], lambda img, mask, kind, path: dict(image=img, mask=mask.reshape(1, *img.shape[-2:]).float(), label=int(kind != 'good'),
+                                                         defect_type=kind, path=path)
     for j, i in enumerate(val_idx):
-        item = train_ds[i]; img = item['image']; mask = torch.zeros(1, *img.shape[-2:])
-        kind = 'good'
-        if j < n_bad:
-            img, mask, info = make_defect(img, g, defects, others=X); kind = info['kind']
-        val.append(dict(image=img, mask=mask.reshape(1, *img.shape[-2:]).float(), label=int(j < n_bad), defect_type=kind,
-                        path=item.get('path', str(i))))
+        item = train_ds[i]; img = item['image']; path = str(item.get('path', i))
+        k = per_image if per_image is not None else int(j < n_bad)
+        if per_image is not None or j >= n_bad: val.append(item_of(img, torch.zeros(1, *img.shape[-2:]), 'good', path))
+        for c in range(k):
+            y, m, info = make_defect(img, g, defects, others=X)
+            val.append(item_of(y, m, info['kind'], path if per_image is None else f"{path}#defect{c}"))
     return X, val
 
-# %% ../nbs/13_select.ipynb #b2d41b25
+# %% ../nbs/13_select.ipynb #b90a11f3
 NOISE_CANDIDATES = (('gaussian', {}), ('simplex', {}), ('gmm', {}), ('powerlaw', {'alpha': 1.0}), ('powerlaw', {'alpha': 2.0}), ('blobs', {}))   # the noises noise='auto' compares
 NOISE_CRITERION = 'mean of validation I-AUROC, P-AUROC and AP'
 NOISE_SELECTION, NOISE_SELECTION_FORMAT = 'noise_selection.json', 'diffad.noise_selection/1'   # the record of a choice, in the run folder
@@ -69,19 +72,20 @@ def _train_seconds(run:Path, batch_size:int) -> float:
     steps = [r['step'] for r in log]
     return sum((s - p) * batch_size / max(r['img_per_s'], 1e-9) for s, p, r in zip(steps, [0] + steps[:-1], log))
 
-# %% ../nbs/13_select.ipynb #38fae56b
+# %% ../nbs/13_select.ipynb #37552c92
 def select_noise(cfg:Config, # the configuration to start from (its noise is replaced by each candidate's)
                  train_ds, # the good images a model may train on (dicts with 'image'; never the test set)
                  out_dir:str|Path, # the candidates go to <out_dir>/noise_candidates/, the record to <out_dir>/noise_selection.json
                  candidates:tuple=NOISE_CANDIDATES, # (noise name, noise_kwargs) pairs
                  defects:str='realistic', # the validation split's synthetic defects (diffad.defects.DEFECT_SETS)
+                 per_image:int|None=2, # defects per held-out image (`validation_split`): each held-out image good once and twice with a defect
                  frac:float=0.25, # fraction of the good images held out for validation
                  progress:bool=False, # progress bars and a line per candidate
                 ) -> tuple: # (cfg with the chosen noise and its parameters, the record as a dict)
     "Train each candidate noise for `cfg.noise_screen` of the length on one training part, and choose the one with the best validation criterion."
     if not candidates: raise ValueError("candidates must name at least one (noise, noise_kwargs) pair")
     out = Path(out_dir)
-    X, val = validation_split(train_ds, frac=frac, seed=cfg.seed, defects=defects)
+    X, val = validation_split(train_ds, frac=frac, seed=cfg.seed, defects=defects, per_image=per_image)
     base = cfg.replace(noise='gaussian', noise_kwargs={}, holdout=0.0, batch_size=min(cfg.batch_size, len(X)), **_screen_length(cfg))
     rows = []
     for name, kw in candidates:
@@ -94,13 +98,13 @@ def select_noise(cfg:Config, # the configuration to start from (its noise is rep
                          train_seconds=round(_train_seconds(run, base.batch_size), 1), detect_seconds=round(ev.seconds, 1)))
         if progress: print(f"noise auto: {_noise_label(name, kw)} validation I-AUROC {m['i_auroc']:.3f} P-AUROC {m['p_auroc']:.3f} AP {m['p_ap']:.3f}")
     best = rows[max(range(len(rows)), key=lambda i: (rows[i]['criterion'], -i))]
-    record = dict(format=NOISE_SELECTION_FORMAT, criterion=NOISE_CRITERION, defects=defects, screen=cfg.noise_screen,
+    record = dict(format=NOISE_SELECTION_FORMAT, criterion=NOISE_CRITERION, defects=defects, per_image=per_image, screen=cfg.noise_screen,
                   candidate_length=_screen_length(cfg), n_train=len(X), n_val=len(val), candidates=rows,
                   chosen=dict(noise=best['noise'], noise_kwargs=best['noise_kwargs']))
     tmp = out / (NOISE_SELECTION + '.tmp'); tmp.write_text(json.dumps(record, indent=1)); os.replace(tmp, out / NOISE_SELECTION)
     return cfg.replace(**record['chosen']), record
 
-# %% ../nbs/13_select.ipynb #db5311b1
+# %% ../nbs/13_select.ipynb #e244d625
 def read_noise_choice(run:str|Path, # a run trained with noise='auto', or the folder of a `select_noise`
                      ) -> dict: # {'noise': ..., 'noise_kwargs': ...}
     "The noise `select_noise` chose, as its record in `run` holds it; a missing or foreign record raises naming it."
@@ -112,7 +116,7 @@ def read_noise_choice(run:str|Path, # a run trained with noise='auto', or the fo
         raise ValueError(f"{p} is not a noise choice of format {NOISE_SELECTION_FORMAT}")
     return dict(noise=d['chosen']['noise'], noise_kwargs=d['chosen']['noise_kwargs'])
 
-# %% ../nbs/13_select.ipynb #9451b8a3
+# %% ../nbs/13_select.ipynb #0597adfb
 def choose_noise(cfg:Config, # a configuration with noise='auto'
                  out_dir:str|Path, # the run folder
                  resume:bool|str=False, overwrite:bool=False, # as `train`
@@ -135,7 +139,7 @@ def choose_noise(cfg:Config, # a configuration with noise='auto'
     if isinstance(images, torch.Tensor): images = [dict(image=x) for x in images]
     return select_noise(cfg, images, out, progress=progress)[0]
 
-# %% ../nbs/13_select.ipynb #3239075c
+# %% ../nbs/13_select.ipynb #b2fcd422
 @dataclass
 class Selection:
     "The outcome of `select_settings`."
@@ -145,7 +149,7 @@ class Selection:
     n_val:int # validation images (good and with synthetic defects)
     def summary(self) -> dict: return dict(chosen=self.chosen, n_train=self.n_train, n_val=self.n_val, criterion='mean of validation I-AUROC and P-AUROC')
 
-# %% ../nbs/13_select.ipynb #1d4fb6cc
+# %% ../nbs/13_select.ipynb #1f670481
 def score_settings(candidates:dict, # candidate name -> Detector
                    val, # the validation set (dicts like a test set), never the test set
                    t0_grid:tuple=(100, 200, 300), # candidate diffusion depths
@@ -166,7 +170,7 @@ def score_settings(candidates:dict, # candidate name -> Detector
                                   criterion=(m['i_auroc'] + m['p_auroc']) / 2))
     return table, max(range(len(table)), key=lambda j: (table[j]['criterion'], -j))
 
-# %% ../nbs/13_select.ipynb #cfb29def
+# %% ../nbs/13_select.ipynb #b7268322
 def _train_candidates(cfg:Config, X, out:Path, noise_grid, detector_grid, progress:bool) -> tuple:
     "Train one model per candidate noise parameters on `X`; (detectors by (noise, detection) index, noise grid, detection grid)."
     grid = [dict(kw) for kw in (noise_grid or [cfg.noise_kwargs])]
@@ -179,7 +183,7 @@ def _train_candidates(cfg:Config, X, out:Path, noise_grid, detector_grid, progre
             cands[i, j] = Detector.from_run(run, **{'weights': cfg.detect.weights, 'n_recon': cfg.detect.n_recon, 'device': cfg.runtime.device, **v})
     return cands, grid, variants
 
-# %% ../nbs/13_select.ipynb #5b3a109e
+# %% ../nbs/13_select.ipynb #dde7cbe3
 def select_settings(cfg:Config, # the configuration to start from
                     train_ds, # the good training images of the category (never the test set)
                     out_dir:str|Path, # candidates' checkpoints and selection.json go here
