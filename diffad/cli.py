@@ -6,7 +6,7 @@
 __all__ = ['EVAL_FLAGS', 'CALIBRATE_FLAGS', 'PREDICT_FLAGS', 'diffad_train', 'diffad_eval', 'diffad_calibrate', 'diffad_predict',
            'diffad_export']
 
-# %% ../nbs/15_cli.ipynb #83f318f4
+# %% ../nbs/15_cli.ipynb #8b9c9d82
 import sys, glob, json, shlex, signal, warnings, threading
 from itertools import takewhile
 from dataclasses import fields
@@ -22,14 +22,14 @@ from .evaluate import evaluate
 from .predict import write_predictions
 from .export import BACKENDS, FORMATS, MANIFEST, export_detector, load_exported
 
-# %% ../nbs/15_cli.ipynb #89118447
+# %% ../nbs/15_cli.ipynb #52b3b953
 def _flags(*roles:str) -> list:
     "The settings of `roles` that a command using a trained run may set."
     return [n for n in fields_with(*roles) if n in AFTER_TRAINING]
 
 EVAL_FLAGS, CALIBRATE_FLAGS, PREDICT_FLAGS = _flags('data', 'detection', 'runtime'), _flags('calibration', 'detection', 'runtime'), _flags('detection', 'runtime')
 
-# %% ../nbs/15_cli.ipynb #fef5aa70
+# %% ../nbs/15_cli.ipynb #6fefaf79
 def _parse(spec, prog:str, argv, names=None):
     "A command's arguments (see `config_parser`); a bare command prints its usage and exits 2."
     p = config_parser(spec, prog, names)
@@ -37,12 +37,12 @@ def _parse(spec, prog:str, argv, names=None):
     if not argv: p.print_usage(sys.stderr); sys.exit(2)
     return p.parse_args(argv)
 
-# %% ../nbs/15_cli.ipynb #79136866
+# %% ../nbs/15_cli.ipynb #1d32a05d
 def _check_data(cfg):
     "A data root that is not a folder is an error naming it."
     if cfg.data_root is not None and not Path(cfg.data_root).is_dir(): raise FileNotFoundError(f"data root not found: {cfg.data_root}")
 
-# %% ../nbs/15_cli.ipynb #9e0da332
+# %% ../nbs/15_cli.ipynb #daf2ce86
 def _open(args, need_dir:bool=False) -> tuple:
     "(run folder, Detector, Config) of a command's `--run` and detection flags; a missing run is an error naming it."
     run, over = Path(args.run), config_overrides(args)
@@ -50,7 +50,7 @@ def _open(args, need_dir:bool=False) -> tuple:
     det, cfg = load_run(run, **over)
     return run_dir(run), det, cfg
 
-# %% ../nbs/15_cli.ipynb #5d0c7a8e
+# %% ../nbs/15_cli.ipynb #52f8a45f
 def _resume_command(argv:list) -> str:
     "The command line that resumes the training `argv` started."
     args = [a for a in argv if a != '--overwrite']
@@ -61,7 +61,7 @@ def _again_command(argv:list) -> str:
     args = [a for a in argv if a != '--resume']
     return shlex.join(['diffad_train', *args, *([] if '--overwrite' in args else ['--overwrite'])])
 
-# %% ../nbs/15_cli.ipynb #b9bfd1a7
+# %% ../nbs/15_cli.ipynb #fa16b870
 def _train_args(preset:str='cpu', # configuration preset: paper, cpu or tiny; the flags below override its values
                 out:Param("the run folder: a new or empty folder, or a run to --resume or --overwrite", str, required=True)=None,
                 resume:bool=False, # continue the run in `out` (same configuration, same training images)
@@ -69,7 +69,7 @@ def _train_args(preset:str='cpu', # configuration preset: paper, cpu or tiny; th
                ):
     "Train diffad's noise-prediction ResUNet on the good images of one category."
 
-# %% ../nbs/15_cli.ipynb #562ed77d
+# %% ../nbs/15_cli.ipynb #94074867
 def diffad_train(argv=None):
     "Entry point of the `diffad_train` command."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -88,14 +88,14 @@ def diffad_train(argv=None):
         print(f"checkpoint: {checkpoint_path(args.out)}")
         if cfg.holdout > 0: print(_calibrate_run(args.out, {'device': cfg.runtime.device}, None))
 
-# %% ../nbs/15_cli.ipynb #7d7d3851
+# %% ../nbs/15_cli.ipynb #93675a4c
 def _eval_args(run:Param("a trained run folder (with checkpoints/last.pt) or its checkpoint file", str, required=True)=None,
                out:str=None, # where results go; default: <run>/eval/<settings>
                overwrite:bool=False, # replace an evaluation already in `out`
               ):
     "Evaluate a trained diffad model on the test images of a category."
 
-# %% ../nbs/15_cli.ipynb #44c624b2
+# %% ../nbs/15_cli.ipynb #4ba1be80
 def diffad_eval(argv=None):
     "Entry point of the `diffad_eval` command."
     args = _parse(_eval_args, 'diffad_eval', argv, EVAL_FLAGS)
@@ -106,19 +106,19 @@ def diffad_eval(argv=None):
         ev = evaluate(det, load_data(cfg, ('test',))[1], out, overwrite=args.overwrite)
         print(json.dumps(dict(ev.metrics, absent=ev.absent), indent=1)); print(f"results: {out}")
 
-# %% ../nbs/15_cli.ipynb #d2502cbd
+# %% ../nbs/15_cli.ipynb #537edbac
 def _calibrate_args(run:Param("a trained run folder", str, required=True)=None,
                     good:Param("good parts the model did not train on: files, folders or patterns (default: the run's held-out images)", str, nargs='*')=None,
                    ):
     "Set a run's image and pixel thresholds from good parts alone."
 
-# %% ../nbs/15_cli.ipynb #b528fc47
+# %% ../nbs/15_cli.ipynb #5f16450f
 def _calibrate_run(run, over:dict, good) -> str:
     "Calibrate a run's detector for `over`'s settings on `good` (or its held-out images); record; one line saying what was set."
     det, cfg = load_run(run, **over)
     return calibrate_run(run, det, cfg, good)
 
-# %% ../nbs/15_cli.ipynb #3dd63bf2
+# %% ../nbs/15_cli.ipynb #004912d9
 def diffad_calibrate(argv=None):
     "Entry point of the `diffad_calibrate` command."
     args = _parse(_calibrate_args, 'diffad_calibrate', argv, CALIBRATE_FLAGS)
@@ -127,7 +127,7 @@ def diffad_calibrate(argv=None):
         check_writable(args.run, '--run')
         print(_calibrate_run(args.run, config_overrides(args), args.good))
 
-# %% ../nbs/15_cli.ipynb #bca2900c
+# %% ../nbs/15_cli.ipynb #5b5b3ba4
 def _predict_args(paths:Param("images: files, folders or glob patterns", str, opt=False, nargs='+'),
                   run:str=None, # a trained, calibrated run folder (or --model)
                   model:str=None, # an export folder written by diffad_export (instead of --run)
@@ -137,7 +137,7 @@ def _predict_args(paths:Param("images: files, folders or glob patterns", str, op
                  ):
     "Inspect new parts: score each image, decide good or defect at the run's threshold, and map where the defect is."
 
-# %% ../nbs/15_cli.ipynb #efe3cdb6
+# %% ../nbs/15_cli.ipynb #79b2d791
 def _outside_inputs(out:Path, paths:list):
     "Refuse an output folder inside a folder being inspected: its files would be read as parts next time."
     for raw in paths:
@@ -145,7 +145,7 @@ def _outside_inputs(out:Path, paths:list):
         if base.is_dir() and (out.resolve() == base.resolve() or base.resolve() in out.resolve().parents):
             raise ValueError(f"--out {out} lies inside {raw}, which is being inspected: choose a folder outside it")
 
-# %% ../nbs/15_cli.ipynb #9119944f
+# %% ../nbs/15_cli.ipynb #06903880
 def _predict_summary(det, out:Path) -> str:
     "What a prediction folder holds, in a line or two."
     rows = json.loads((out / 'predictions.json').read_text())['predictions']
@@ -154,7 +154,7 @@ def _predict_summary(det, out:Path) -> str:
             f"{part} of {len(rows)} images were inspected only in part (column 'covered')\n") if part else ''
     return note + f"{len(rows)} images, {flagged} flagged as defective (image threshold {det.thresholds['image']:.6g}); results in {out}"
 
-# %% ../nbs/15_cli.ipynb #644ea1bd
+# %% ../nbs/15_cli.ipynb #53df5729
 def _predict_detector(args) -> tuple:
     "(Detector with thresholds, run folder or None) of `--run` or of an export folder `--model` run by `--backend`."
     if bool(args.run) == bool(args.model): raise ValueError("give one of --run (a trained run) and --model (an export folder)")
@@ -168,7 +168,7 @@ def _predict_detector(args) -> tuple:
     if not det.thresholds: raise ValueError(f"{args.model} has no thresholds for {det.name}: set them in its {MANIFEST}, or export a calibrated run")
     return det, None
 
-# %% ../nbs/15_cli.ipynb #922adc60
+# %% ../nbs/15_cli.ipynb #d5ef7b2e
 def diffad_predict(argv=None):
     "Entry point of the `diffad_predict` command."
     args = _parse(_predict_args, 'diffad_predict', argv, PREDICT_FLAGS)
@@ -180,12 +180,12 @@ def diffad_predict(argv=None):
         _outside_inputs(out, args.paths)
         check_output(out, PREDICT_MARKER, args.overwrite, '--out' if args.out else 'the predictions folder', 'predictions')
         check_readable(files)                                  # every image decodes, before any work
-        try: write_predictions(det.predict_iter(files, progress=True), out, overwrite=args.overwrite)
+        try: write_predictions(det.predict_iter(files, progress=True), out, overwrite=args.overwrite, precision=det.precision)
         except KeyboardInterrupt:
             print(f"diffad_predict: interrupted; what was scored is in {out}", file=sys.stderr); sys.exit(130)
         print(_predict_summary(det, out))
 
-# %% ../nbs/15_cli.ipynb #66ec1bfe
+# %% ../nbs/15_cli.ipynb #baf0bf9e
 def _export_args(run:Param("a trained run folder (with checkpoints/last.pt) or its checkpoint file", str, required=True)=None,
                  out:Param("the export folder: new, empty, or a diffad export to replace with --overwrite", str, required=True)=None,
                  format:Param("the graph's format", str, choices=list(FORMATS))='onnx',
@@ -193,7 +193,7 @@ def _export_args(run:Param("a trained run folder (with checkpoints/last.pt) or i
                 ):
     "Export a run's detector: its eps network as one ONNX or OpenVINO graph, beside detector.json with its settings and thresholds."
 
-# %% ../nbs/15_cli.ipynb #e9ca944c
+# %% ../nbs/15_cli.ipynb #9a8cdecc
 def diffad_export(argv=None):
     "Entry point of the `diffad_export` command."
     args = _parse(_export_args, 'diffad_export', argv, PREDICT_FLAGS)

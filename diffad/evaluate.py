@@ -6,7 +6,7 @@
 __all__ = ['IMAGE_METRICS', 'PIXEL_METRICS', 'Evaluation', 'absent_metrics', 'metrics_from_maps', 'decision_rates',
            'show_samples', 'evaluate', 'load_evaluation']
 
-# %% ../nbs/11_evaluate.ipynb #14f0813a
+# %% ../nbs/11_evaluate.ipynb #3a0d85d5
 import json, csv, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from . import __version__
 from .runs import EVAL_MARKER, check_output
 from .detector import Detector, mean_filter, image_score
 
-# %% ../nbs/11_evaluate.ipynb #357dbae7
+# %% ../nbs/11_evaluate.ipynb #3dbd1ac4
 @dataclass
 class Evaluation:
     "What `evaluate` measured on one category."
@@ -32,10 +32,10 @@ class Evaluation:
     n_evals:int # network evaluations per image
     absent:dict = field(default_factory=dict) # metric name -> why the test set cannot give it
 
-# %% ../nbs/11_evaluate.ipynb #5ed148ff
+# %% ../nbs/11_evaluate.ipynb #2eb05837
 IMAGE_METRICS, PIXEL_METRICS = ('i_auroc', 'i_f1max'), ('p_auroc', 'p_ap', 'p_f1max', 'aupro')
 
-# %% ../nbs/11_evaluate.ipynb #e480428a
+# %% ../nbs/11_evaluate.ipynb #988e68e2
 def absent_metrics(labels, # (N,) image labels in {0,1}
                    masks, # (N,H,W) ground-truth masks in {0,1}
                    pixel_labels:bool=True, # the test set has pixel labels
@@ -49,7 +49,7 @@ def absent_metrics(labels, # (N,) image labels in {0,1}
     elif not np.asarray(masks).any(): out.update({m: "no test image has a defective pixel in its mask" for m in PIXEL_METRICS})
     return out
 
-# %% ../nbs/11_evaluate.ipynb #8091b4db
+# %% ../nbs/11_evaluate.ipynb #144eb15b
 def metrics_from_maps(amaps, # (N,H,W) raw anomaly maps
                       masks, # (N,H,W) ground-truth masks in {0,1}
                       labels, # (N,) image labels in {0,1}
@@ -70,7 +70,7 @@ def metrics_from_maps(amaps, # (N,H,W) raw anomaly maps
     names = IMAGE_METRICS + (PIXEL_METRICS if pro else PIXEL_METRICS[:-1])
     return {k: (float(out[k]) if k in out else None) for k in names}
 
-# %% ../nbs/11_evaluate.ipynb #e90691e6
+# %% ../nbs/11_evaluate.ipynb #1ddda2c6
 def decision_rates(scores, # (N,) image scores
                    labels, # (N,) image labels in {0,1}
                    threshold:float|None, # the calibrated image threshold
@@ -80,7 +80,7 @@ def decision_rates(scores, # (N,) image scores
     rate = lambda sel, flag: float(flag[sel].mean()) if threshold is not None and sel.any() else None
     return dict(frr=rate(labels == 0, scores > (threshold or 0)), miss_rate=rate(labels == 1, scores <= (threshold or 0)))
 
-# %% ../nbs/11_evaluate.ipynb #1bbdc9d3
+# %% ../nbs/11_evaluate.ipynb #fb7a708a
 def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
                  ev:Evaluation, # the evaluation they belong to (masks, maps, scores)
                  filter_size:int, # mean filter for the shown maps
@@ -101,14 +101,14 @@ def show_samples(shown:list, # (image, reconstruction) pairs, (C,H,W) in [-1, 1]
     fig.tight_layout()
     return fig
 
-# %% ../nbs/11_evaluate.ipynb #7bdd700f
+# %% ../nbs/11_evaluate.ipynb #e5359476
 def _batches(ds, bs:int):
     "Stack a dataset of dicts into batches of `bs`."
     for i in range(0, len(ds), bs):
         items = [ds[j] for j in range(i, min(i + bs, len(ds)))]
         yield {k: (torch.stack([o[k] for o in items]) if isinstance(items[0][k], Tensor) else [o[k] for o in items]) for k in items[0]}
 
-# %% ../nbs/11_evaluate.ipynb #43d3e020
+# %% ../nbs/11_evaluate.ipynb #61191aef
 def _score_all(det:Detector, data, n_show:int, progress:bool) -> tuple:
     "(raw maps (N,H,W), masks (N,H,W), labels (N,), records, shown (image, reconstruction) pairs) of a test set."
     from tqdm.auto import tqdm
@@ -122,7 +122,7 @@ def _score_all(det:Detector, data, n_show:int, progress:bool) -> tuple:
             bar.update(len(amap))
     return torch.cat(amaps).numpy(), torch.cat(masks).numpy(), np.asarray(labels), records, shown
 
-# %% ../nbs/11_evaluate.ipynb #3bfd4c1a
+# %% ../nbs/11_evaluate.ipynb #dc663f7c
 def evaluate(det:Detector, # the detector (its model's device is used)
              data, # the test dataset (dicts with image, mask, label, defect_type, path)
              out_dir:str|Path|None=None, # write scores.csv, metrics.json, detector.json, raw_maps.npz, samples.png here
@@ -147,21 +147,21 @@ def evaluate(det:Detector, # the detector (its model's device is used)
     if out_dir is not None: _write_evaluation(ev, det, Path(out_dir), shown, pixel_labels)
     return ev
 
-# %% ../nbs/11_evaluate.ipynb #199c5449
+# %% ../nbs/11_evaluate.ipynb #96d26f7a
 def _write_evaluation(ev:Evaluation, det:Detector, out:Path, shown:list, pixel_labels:bool):
     "Write scores.csv, metrics.json, detector.json, raw_maps.npz and samples.png into `out`."
     out.mkdir(parents=True, exist_ok=True); (out / EVAL_MARKER).write_text(json.dumps(dict(format='diffad.eval/1', diffad=__version__)))
     with open(out / 'scores.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=['path', 'label', 'defect_type', 'score']); w.writeheader(); w.writerows(ev.records)
     (out / 'metrics.json').write_text(json.dumps(dict(ev.metrics, seconds=ev.seconds, n_images=len(ev.labels), n_evals=ev.n_evals,
-                                                      filter_size=det.filter_size, absent=ev.absent), indent=1))
+                                                      filter_size=det.filter_size, precision=det.precision, absent=ev.absent), indent=1))
     (out / 'detector.json').write_text(json.dumps({k: v for k, v in det.to_dict().items() if k != 'betas'}, indent=1))
     np.savez_compressed(out / 'raw_maps.npz', amaps=ev.amaps, masks=ev.masks, labels=ev.labels, pixel_labels=pixel_labels)
     if shown:
         import matplotlib.pyplot as plt
         fig = show_samples(shown, ev, det.filter_size); fig.savefig(out / 'samples.png', dpi=80); plt.close(fig)
 
-# %% ../nbs/11_evaluate.ipynb #0a15d4ed
+# %% ../nbs/11_evaluate.ipynb #10874192
 def load_evaluation(path:str|Path, # a folder written by `evaluate`
                    ) -> Evaluation:
     "An evaluation read back from its folder (metrics, per-image scores, raw maps), without reconstructing anything."
@@ -170,6 +170,6 @@ def load_evaluation(path:str|Path, # a folder written by `evaluate`
     m = json.loads((path / 'metrics.json').read_text()); z = np.load(path / 'raw_maps.npz')
     with open(path / 'scores.csv', newline='') as f:
         records = [dict(r, label=int(r['label']), score=float(r['score'])) for r in csv.DictReader(f)]
-    extra = ('seconds', 'n_images', 'n_evals', 'filter_size', 'absent')
+    extra = ('seconds', 'n_images', 'n_evals', 'filter_size', 'precision', 'absent')
     return Evaluation({k: v for k, v in m.items() if k not in extra}, records, z['amaps'], z['masks'], z['labels'], m['seconds'],
                       m['n_evals'], m.get('absent', {}))

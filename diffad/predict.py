@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PREDICT_FORMAT', 'overlay', 'write_predictions']
 
-# %% ../nbs/14_predict.ipynb #a27f145b
+# %% ../nbs/14_predict.ipynb #fc60e6d9
 import csv, json, tempfile
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from . import __version__
 from .runs import PREDICT_MARKER, check_output, publish_folder
 from .detector import Prediction
 
-# %% ../nbs/14_predict.ipynb #a64f30e6
+# %% ../nbs/14_predict.ipynb #189212a3
 def _jet(v:np.ndarray) -> np.ndarray:
     "Values in [0, 1] (any shape) -> uint8 colours (shape + (3,)) of the jet colour map, through its 256-entry table."
     import matplotlib
@@ -25,14 +25,14 @@ def _jet(v:np.ndarray) -> np.ndarray:
     lut = (cmap(np.arange(cmap.N))[:, :3] * 255).astype(np.uint8)
     return lut[np.clip((np.nan_to_num(v) * cmap.N).astype(np.int64), 0, cmap.N - 1)]
 
-# %% ../nbs/14_predict.ipynb #9d99b892
+# %% ../nbs/14_predict.ipynb #f1a5e11e
 def _outline(mask:np.ndarray) -> np.ndarray:
     "The boundary pixels of a bool mask."
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
     inner = -F.max_pool2d(-m, 3, stride=1, padding=1)
     return (m - inner)[0, 0].numpy() > 0
 
-# %% ../nbs/14_predict.ipynb #6a150174
+# %% ../nbs/14_predict.ipynb #a781e25a
 def overlay(image, # the image file or PIL image the prediction is for
             pred:Prediction, # its prediction
             min_width:int=320, # narrower images are enlarged by a whole factor (nearest neighbour) so that a person can read them
@@ -54,10 +54,10 @@ def overlay(image, # the image file or PIL image the prediction is for
     ImageDraw.Draw(canvas).text((3, 2), text, fill=(255, 90, 90) if pred.pred_label else (120, 255, 120))
     return canvas
 
-# %% ../nbs/14_predict.ipynb #dac10802
+# %% ../nbs/14_predict.ipynb #0c2db383
 PREDICT_FORMAT = 'diffad.predict/1'   # the format the marker of a prediction folder records
 
-# %% ../nbs/14_predict.ipynb #9b244675
+# %% ../nbs/14_predict.ipynb #6548cb39
 def _write_one(out:Path, i:int, p:Prediction) -> dict:
     "Write one image's map, mask and overlay into `out`; its row of predictions.csv."
     stem = f"{i:04d}_{(Path(p.image_path).stem or 'image')[:100]}"
@@ -71,19 +71,20 @@ def _write_one(out:Path, i:int, p:Prediction) -> dict:
                 max_x=p.max_xy[0], max_y=p.max_xy[1], width=w, height=h, covered=round(p.covered, 4),
                 anomaly_map=files['map'], pred_mask=files['mask'], overlay=files['overlay'] if p.image_path else '')
 
-# %% ../nbs/14_predict.ipynb #7d142a77
-def _finish(tmp:Path, out:Path, rows:list, complete:bool):
+# %% ../nbs/14_predict.ipynb #3895603b
+def _finish(tmp:Path, out:Path, rows:list, complete:bool, precision:str|None):
     "Write the tables into `tmp`, then put `tmp` in the place of `out` (`diffad.runs.publish_folder`)."
     with open(tmp / 'predictions.csv', 'w', newline='') as f:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ['image_path']); wr.writeheader(); wr.writerows(rows)
     (tmp / 'predictions.json').write_text(json.dumps(dict(n_images=len(rows), n_flagged=sum(r['pred_label'] == 'defect' for r in rows), complete=complete,
-                                                          map_png_scale='255 = twice the image threshold', predictions=rows), indent=1))
+                                                          precision=precision, map_png_scale='255 = twice the image threshold', predictions=rows), indent=1))
     publish_folder(tmp, out)
 
-# %% ../nbs/14_predict.ipynb #7039ce43
+# %% ../nbs/14_predict.ipynb #74ebdb76
 def write_predictions(preds, # Predictions, e.g. `Detector.predict_iter` (written as they come)
                       out_dir:str|Path, # where the files go
                       overwrite:bool=False, # replace predictions already in `out_dir`, as a whole
+                      precision:str|None=None, # the precision the network ran in (`Detector.precision`), recorded in predictions.json
                      ) -> Path:
     "predictions.csv, predictions.json, and per image its anomaly map, predicted mask and overlay as PNGs at its own resolution."
     out = check_output(out_dir, PREDICT_MARKER, overwrite, 'out_dir', 'predictions'); out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +95,8 @@ def write_predictions(preds, # Predictions, e.g. `Detector.predict_iter` (writte
     try:
         for i, p in enumerate(preds): rows.append(_write_one(tmp, i, p))
     except BaseException as e:   # keep what was scored, and say so
-        _finish(tmp, out, rows, complete=False)
+        _finish(tmp, out, rows, complete=False, precision=precision)
         if not isinstance(e, Exception): raise
         raise ValueError(f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; the {len(rows)} images scored before it are in {out}") from e
-    _finish(tmp, out, rows, complete=True)
+    _finish(tmp, out, rows, complete=True, precision=precision)
     return out
