@@ -8,7 +8,7 @@ __all__ = ['ROLES', 'WEIGHTS', 'NOISE_AUTO', 'PARTS', 'FIELDS', 'RESUMABLE', 'AF
            'make_noise', 'make_schedule', 'model_kwargs', 'make_model', 'pin_noise', 'saved_config', 'split_holdout',
            'load_data', 'load_split', 'config_parser', 'config_overrides', 'one_line_errors']
 
-# %% ../nbs/06_config.ipynb #228a88c9
+# %% ../nbs/06_config.ipynb #33f0ce04
 import sys, json, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
@@ -22,10 +22,10 @@ from .schedule import SAMPLERS, REVERSE_Z, DDPMSchedule, linear_betas
 from .unet import UNET_PRESETS, ResUNet, unet_preset
 from .data import AnomalyDataset, load_category, make_builtin_dataset
 
-# %% ../nbs/06_config.ipynb #9195e15b
+# %% ../nbs/06_config.ipynb #7056d00d
 ROLES = ('data', 'model', 'training', 'length', 'calibration', 'detection', 'runtime', 'record')
 
-# %% ../nbs/06_config.ipynb #14954426
+# %% ../nbs/06_config.ipynb #1abaa39f
 def _f(role:str, # one of ROLES
        default=None, # the field's default
        factory=None, # or a factory of mutable defaults
@@ -35,15 +35,15 @@ def _f(role:str, # one of ROLES
     if factory is not None: return field(default_factory=factory, metadata=dict(role=role))
     return field(default=default, metadata=dict(role=role))
 
-# %% ../nbs/06_config.ipynb #6a04172b
+# %% ../nbs/06_config.ipynb #8483545f
 def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
-# %% ../nbs/06_config.ipynb #b7f7a49a
+# %% ../nbs/06_config.ipynb #4b9da6d8
 def _bad(obj, name:str, why:str):
     "Raise the one-line error of an invalid field: 'Class.name=value: why'."
     raise ValueError(f"{type(obj).__name__}.{name}={getattr(obj, name)!r}: {why}")
 
-# %% ../nbs/06_config.ipynb #ea2f05ca
+# %% ../nbs/06_config.ipynb #a1dd28df
 def _check_ints(obj, positive:tuple=(), optional:tuple=()):
     "Fields in `positive` must be positive integers; fields in `optional` None or positive integers."
     for n in positive:
@@ -52,7 +52,7 @@ def _check_ints(obj, positive:tuple=(), optional:tuple=()):
         v = getattr(obj, n)
         if v is not None and (not _is_int(v) or v < 1): _bad(obj, n, 'must be None or a positive integer')
 
-# %% ../nbs/06_config.ipynb #528d997e
+# %% ../nbs/06_config.ipynb #7bac3516
 @dataclass
 class ImageSpec:
     "The input convention of a network: shorter side resized, centre crop, channels; pixels in [-1, 1]."
@@ -64,10 +64,10 @@ class ImageSpec:
         _check_ints(self, ('size', 'resize', 'in_channels'))
         if self.resize < self.size: _bad(self, 'resize', f'must be >= size ({self.size})')
 
-# %% ../nbs/06_config.ipynb #306b358e
+# %% ../nbs/06_config.ipynb #3050c724
 WEIGHTS = ('ema', 'raw')
 
-# %% ../nbs/06_config.ipynb #23d0888e
+# %% ../nbs/06_config.ipynb #068c057c
 @dataclass
 class DetectSettings:
     "How a trained model scores an image; defaults are the paper's."
@@ -92,7 +92,7 @@ class DetectSettings:
         "The changes that walk back from another depth `t0` with this walk: `t0`, and `steps` capped at it."
         return dict(t0=int(t0), steps=None if self.steps is None else min(self.steps, int(t0)))
 
-# %% ../nbs/06_config.ipynb #37b9e040
+# %% ../nbs/06_config.ipynb #21ca272a
 def _check_detect(s:DetectSettings):
     "Raise `ValueError` naming the first invalid detection setting."
     _check_ints(s, ('t0', 'n_recon', 'eval_batch_size'), ('steps', 'filter_size'))
@@ -103,7 +103,7 @@ def _check_detect(s:DetectSettings):
     if s.weights not in WEIGHTS: _bad(s, 'weights', f"must be one of {WEIGHTS}")
     if not _is_int(s.detect_seed) or s.detect_seed < 0: _bad(s, 'detect_seed', 'must be a non-negative integer')
 
-# %% ../nbs/06_config.ipynb #f0eb87ad
+# %% ../nbs/06_config.ipynb #a90e678c
 def _known_backends(name:str) -> tuple:
     "torch.compile's backends; the common ones without importing torch._dynamo (slow to import) when `name` is one of them."
     common = ('inductor', 'aot_eager', 'eager')
@@ -111,7 +111,7 @@ def _known_backends(name:str) -> tuple:
     import torch._dynamo
     return tuple(torch._dynamo.list_backends(exclude_tags=()))
 
-# %% ../nbs/06_config.ipynb #d46c0a15
+# %% ../nbs/06_config.ipynb #0c9754b2
 @dataclass
 class Runtime:
     "Where and how fast a network runs."
@@ -130,10 +130,10 @@ class Runtime:
             except (RuntimeError, TypeError): _bad(self, 'device', "not a device: 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
         if self.compile_backend not in _known_backends(self.compile_backend): _bad(self, 'compile_backend', f"not a torch.compile backend (torch._dynamo.list_backends() has {', '.join(b for b in _known_backends('') if '_' not in b or b == 'aot_eager')}, ...)")
 
-# %% ../nbs/06_config.ipynb #41e82308
+# %% ../nbs/06_config.ipynb #d40d2dfa
 NOISE_AUTO = 'auto'   # Config.noise that lets training choose the noise on a validation split (diffad.select.select_noise)
 
-# %% ../nbs/06_config.ipynb #01db7738
+# %% ../nbs/06_config.ipynb #534693b6
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's, and None means the preset's value."
@@ -159,6 +159,7 @@ class Config:
     lr_decay:float = _f('training', 0.1) # lr multiplier after `lr_decay_at`
     seed:int = _f('training', 0) # training seed: the held-out split, the initial weights and every draw of training
     ema_decay:float = _f('training', 0.9999) # cap of the EMA decay of the weights (warmed up as min(cap, (1+n)/(10+n)))
+    patch:int|None = _f('training') # train on random patch x patch crops of the images (the ResUNet is fully convolutional; detection sees whole images); None: whole images
     epochs:int = _f('length', 2000) # training epochs
     train_steps:int|None = _f('length') # if set, train this many optimiser steps instead of `epochs`
     noise_screen:float = _f('length', 0.25) # with noise='auto': each candidate noise trains this fraction of the training length, then the chosen one the whole
@@ -175,7 +176,7 @@ class Config:
     @classmethod
     def from_dict(cls, d:dict) -> 'Config': return _from_dict(cls, d)
 
-# %% ../nbs/06_config.ipynb #b5a9dbb8
+# %% ../nbs/06_config.ipynb #a91c14c8
 def _check_config(c:Config):
     "Raise `ValueError` naming the first invalid field of a `Config` (its parts check themselves)."
     if c.noise not in NOISES and c.noise != NOISE_AUTO: _bad(c, 'noise', f"unknown noise; registered: {sorted(NOISES)}, or {NOISE_AUTO!r}")
@@ -198,11 +199,19 @@ def _check_config(c:Config):
     for part, cls in PARTS.items():
         if not isinstance(getattr(c, part), cls): _bad(c, part, f'must be a {cls.__name__}')
     if c.detect.t0 > c.T: raise ValueError(f"DetectSettings.t0={c.detect.t0}: must be in [1, T={c.T}]")
+    if c.patch is not None: _check_patch(c)
 
-# %% ../nbs/06_config.ipynb #3aba858f
+def _check_patch(c:Config):
+    "A training patch fits the image and the ResUNet's downsampling."
+    _check_ints(c, optional=('patch',))
+    if c.patch > c.image.size: _bad(c, 'patch', f'must be at most the image size ({c.image.size})')
+    f = 2 ** (len(model_kwargs(c)['channel_mults']) - 1)
+    if c.patch % f: _bad(c, 'patch', f'must be a multiple of {f}: the ResUNet halves its input {f.bit_length() - 1} times')
+
+# %% ../nbs/06_config.ipynb #e59a0cac
 PARTS = {f.name: f.type for f in fields(Config) if is_dataclass(f.type)}   # 'image', 'detect', 'runtime'
 
-# %% ../nbs/06_config.ipynb #f4cc0318
+# %% ../nbs/06_config.ipynb #9afb3421
 def _field_table(cls=Config) -> dict:
     "Flat name -> (owning part or None, dataclass Field), for every setting of `cls` and its parts; a name declared twice raises."
     out = {}
@@ -214,12 +223,12 @@ def _field_table(cls=Config) -> dict:
 
 FIELDS = _field_table()
 
-# %% ../nbs/06_config.ipynb #7d903a20
+# %% ../nbs/06_config.ipynb #1a605cba
 def flat(cfg:Config) -> dict:
     "Every setting of `cfg` by its flat name."
     return {n: getattr(cfg if part is None else getattr(cfg, part), n) for n, (part, _) in FIELDS.items()}
 
-# %% ../nbs/06_config.ipynb #788577d1
+# %% ../nbs/06_config.ipynb #12bd2377
 def _replace(cfg:Config, changes:dict) -> Config:
     "A checked copy of `cfg` with `changes` (flat names) applied; an unknown name raises `ValueError`."
     unknown = sorted(set(changes) - set(FIELDS))
@@ -230,7 +239,7 @@ def _replace(cfg:Config, changes:dict) -> Config:
         (d if part is None else d[part])[n] = v
     return _from_dict(type(cfg), d)
 
-# %% ../nbs/06_config.ipynb #95eb38d5
+# %% ../nbs/06_config.ipynb #9fa0e2d2
 def _from_dict(cls, d:dict) -> Config:
     "A `Config` from nested settings (`asdict`, JSON) or flat ones; unknown keys raise `ValueError`."
     d = dict(d)
@@ -245,19 +254,19 @@ def _from_dict(cls, d:dict) -> Config:
     if d.get('num_res_blocks') == 0: d['num_res_blocks'] = None
     return cls(**d, **{p: PARTS[p](**kw) for p, kw in parts.items()})
 
-# %% ../nbs/06_config.ipynb #c47d351a
+# %% ../nbs/06_config.ipynb #a4377c71
 def fields_with(*roles:str) -> tuple:
     "Flat names of the settings whose role is one of `roles`."
     bad = [r for r in roles if r not in ROLES]
     if bad: raise ValueError(f"unknown roles {bad}; roles: {ROLES}")
     return tuple(n for n, (_, f) in FIELDS.items() if f.metadata['role'] in roles)
 
-# %% ../nbs/06_config.ipynb #30042c89
+# %% ../nbs/06_config.ipynb #516dc15d
 RESUMABLE = frozenset(fields_with('length', 'calibration', 'detection', 'runtime', 'record'))   # may differ between a run and its resume
 AFTER_TRAINING = frozenset(fields_with('data', 'calibration', 'detection', 'runtime')) - {'holdout'}   # may be set when a trained run is used
 # (`holdout` is not: the held-out images are fixed by training and recorded in the run)
 
-# %% ../nbs/06_config.ipynb #c905c3c9
+# %% ../nbs/06_config.ipynb #a8a1fcf3
 def after_training(cfg:Config, # a trained run's configuration
                    **changes, # new values of settings that may change after training (`AFTER_TRAINING`), by flat name
                   ) -> Config:
@@ -267,7 +276,7 @@ def after_training(cfg:Config, # a trained run's configuration
                                + ', '.join(f"{k}={flat(cfg)[k]!r}" for k in fixed) + ")")
     return cfg.replace(**changes)
 
-# %% ../nbs/06_config.ipynb #d9244449
+# %% ../nbs/06_config.ipynb #7070735e
 PRESETS = {
     'paper': dict(weights='raw'),   # the paper evaluates the trained weights: it mentions no moving average
     'cpu': dict(unet='cpu', size=64, resize=64, batch_size=16, train_steps=600, ckpt_every=25, lr=2e-4, eval_batch_size=32, holdout=0.2,
@@ -277,7 +286,7 @@ PRESETS = {
     'tiny': dict(unet='tiny', size=16, resize=16, batch_size=4, train_steps=6, ckpt_every=1, lr=1e-3, t0=10, steps=5, eval_batch_size=8, holdout=0.25),
 }
 
-# %% ../nbs/06_config.ipynb #38146de9
+# %% ../nbs/06_config.ipynb #02f30c3b
 def get_config(preset:str='paper', # one of PRESETS
                **overrides, # any setting, by its flat name
               ) -> Config:
@@ -285,46 +294,46 @@ def get_config(preset:str='paper', # one of PRESETS
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
     return Config().replace(**{**PRESETS[preset], **overrides, 'preset': preset})
 
-# %% ../nbs/06_config.ipynb #82f86628
+# %% ../nbs/06_config.ipynb #1c15bf37
 def make_noise(cfg:Config):
     "The configured noise object; noise='auto' has none until training chooses one."
     if cfg.noise == NOISE_AUTO: raise ValueError(f"Config.noise={NOISE_AUTO!r} names no noise yet: training chooses one (diffad.train.train, diffad.select.select_noise)")
     return get_noise(cfg.noise, **cfg.noise_kwargs)
 
-# %% ../nbs/06_config.ipynb #f470c4e7
+# %% ../nbs/06_config.ipynb #051864cd
 def make_schedule(cfg:Config) -> DDPMSchedule:
     "The configured variance schedule."
     return DDPMSchedule(linear_betas(cfg.T, cfg.beta_start, cfg.beta_end))
 
-# %% ../nbs/06_config.ipynb #fefd336e
+# %% ../nbs/06_config.ipynb #05890fef
 def model_kwargs(cfg:Config) -> dict:
     "The `ResUNet` arguments of `cfg`: the unet preset's, with the fields that are set."
     over = {k: getattr(cfg, k) for k in ('base_channels', 'channel_mults', 'num_res_blocks', 'attention_resolutions', 'dropout')}
     return {**unet_preset(cfg.unet), 'in_channels': cfg.image.in_channels, **{k: v for k, v in over.items() if v is not None}}
 
-# %% ../nbs/06_config.ipynb #83bb0f02
+# %% ../nbs/06_config.ipynb #ef9418f9
 def make_model(cfg:Config) -> ResUNet:
     "The configured ResUNet (float32, on the CPU)."
     return ResUNet(**model_kwargs(cfg))
 
-# %% ../nbs/06_config.ipynb #d3d0fb86
+# %% ../nbs/06_config.ipynb #1b6f6f5f
 # the noise parameters of runs written before runs pinned their noise (their files name only what was passed): the Gaussian
 # mixture's defaults until the gmm study (nbs/studies/gmm.ipynb) chose new ones, and not periodic, as before `periodic` existed
 LEGACY_NOISE_KWARGS = {'gmm': {'K': 32, 'sigma_min': 0.05, 'sigma_max': 0.15, 'periodic': False}}
 
-# %% ../nbs/06_config.ipynb #eddc70d5
+# %% ../nbs/06_config.ipynb #b2972b7a
 def pin_noise(cfg:Config) -> Config:
     "`cfg` with every parameter of its noise written out, so that a later change of a default cannot change a trained run."
     return cfg.replace(noise_kwargs=noise_params(make_noise(cfg)))
 
-# %% ../nbs/06_config.ipynb #9399b461
+# %% ../nbs/06_config.ipynb #7c5d3f14
 def saved_config(d:dict, # a configuration as a run's checkpoint or config.json holds it
                 ) -> Config:
     "The configuration of a trained run, its noise pinned: a parameter its file does not name gets the value runs had before it existed."
     kw = {**LEGACY_NOISE_KWARGS.get(d.get('noise'), {}), **(d.get('noise_kwargs') or {})}
     return pin_noise(Config.from_dict({**d, 'noise_kwargs': kw}))
 
-# %% ../nbs/06_config.ipynb #42989418
+# %% ../nbs/06_config.ipynb #5caed234
 def split_holdout(ds:AnomalyDataset, # the good training images
                   frac:float, # fraction held out; 0: none
                   seed:int=0, # seed of the choice
@@ -338,12 +347,12 @@ def split_holdout(ds:AnomalyDataset, # the good training images
                                        cache=ds.cache, interpolation=ds.interpolation, pixel_labels=ds.pixel_labels)
     return part(True), part(False)
 
-# %% ../nbs/06_config.ipynb #62b49355
+# %% ../nbs/06_config.ipynb #a4fd63bf
 def _root(cfg:Config) -> Path:
     "The data root of `cfg`: its `data_root`, or the built-in dataset (written on first use)."
     return Path(cfg.data_root) if cfg.data_root is not None else make_builtin_dataset(category=cfg.category)
 
-# %% ../nbs/06_config.ipynb #1ded9292
+# %% ../nbs/06_config.ipynb #3be12260
 def load_data(cfg:Config,
               splits:tuple=('train', 'test'), # the splits to load; training needs only ('train',) (no masks)
               verbose:bool=True, # print the counts per split
@@ -356,13 +365,13 @@ def load_data(cfg:Config,
     if verbose and held is not None: print(f"{cfg.category}: {len(held)} of the {len(train_ds)} good training images held out of training (holdout={cfg.holdout:g}) for the thresholds")
     return kept, test_ds
 
-# %% ../nbs/06_config.ipynb #4a9942e5
+# %% ../nbs/06_config.ipynb #e5425ed7
 def load_split(cfg:Config) -> tuple: # (the images a model of `cfg` trains on, the held-out ones or None)
     "The training split of `cfg`: what its model trains on and what is held out of training for the thresholds."
     train_ds, _ = load_category(_root(cfg), cfg.category, size=cfg.image.size, resize=cfg.image.resize, splits=('train',), verbose=False)
     return split_holdout(train_ds, cfg.holdout, cfg.seed)
 
-# %% ../nbs/06_config.ipynb #102853c3
+# %% ../nbs/06_config.ipynb #ec141cd5
 def _flag_type(anno):
     "The argparse converter of a field's annotation: bool, int, float or str; 'none' (or 'all') gives None where None is allowed."
     opts = typing.get_args(anno) or (anno,)
@@ -378,19 +387,19 @@ def _flag_type(anno):
     convert.__name__ = base.__name__
     return convert
 
-# %% ../nbs/06_config.ipynb #f96ee5e1
+# %% ../nbs/06_config.ipynb #79d79a49
 def _preset_values(name:str) -> str:
     "A setting's value in each preset, e.g. '[paper 224, cpu 64, tiny 16]', or '[all presets: 0.0]'."
     vals = {p: flat(get_config(p))[name] for p in PRESETS}
     if len(set(map(repr, vals.values()))) == 1: return f"[all presets: {next(iter(vals.values()))}]"
     return '[' + ', '.join(f"{p} {v}" for p, v in vals.items()) + ']'
 
-# %% ../nbs/06_config.ipynb #bb68cf20
+# %% ../nbs/06_config.ipynb #81a2d90d
 def _noise_help() -> str:
     "The registered noises with their parameters and defaults."
     return '; registered: ' + ', '.join(f"{n}({', '.join(f'{k}={v}' for k, v in noise_params(get_noise(n)).items())})" for n in sorted(NOISES)) + f"; or {NOISE_AUTO}"
 
-# %% ../nbs/06_config.ipynb #230e70fb
+# %% ../nbs/06_config.ipynb #aced059c
 def _json_dict(s:str) -> dict:
     "A flag's JSON object."
     try: d = json.loads(s)
@@ -398,13 +407,13 @@ def _json_dict(s:str) -> dict:
     if not isinstance(d, dict): raise argparse.ArgumentTypeError(f"{s!r} must be a JSON object, e.g. '{{\"K\": 8}}'")
     return d
 
-# %% ../nbs/06_config.ipynb #46d1fb87
+# %% ../nbs/06_config.ipynb #d4db573d
 def _int_tuple(s:str) -> tuple:
     "A flag's comma-separated integers."
     try: return tuple(int(v) for v in s.split(',') if v.strip())
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not comma-separated integers, e.g. 1,2,2") from None
 
-# %% ../nbs/06_config.ipynb #d033861b
+# %% ../nbs/06_config.ipynb #6d8d6caa
 def _add_flag(p:argparse.ArgumentParser, name:str):
     "Add the flag of one setting, documented by its field's comment and its value in each preset."
     part, f = FIELDS[name]
@@ -414,7 +423,7 @@ def _add_flag(p:argparse.ArgumentParser, name:str):
     elif name in ('channel_mults', 'attention_resolutions'): p.add_argument(f'--{name}', type=_int_tuple, help=f"{doc.docment} (comma-separated) {vals}", **kw)
     else: p.add_argument(f'--{name}', type=_flag_type(doc.anno), help=f"{doc.docment} {vals}" + (_noise_help() if name == 'noise' else ''), **kw)
 
-# %% ../nbs/06_config.ipynb #89d87396
+# %% ../nbs/06_config.ipynb #844df38d
 def config_parser(spec, # a function whose documented parameters are the command's own flags
                   prog:str, # the command's name
                   names:typing.Iterable|None=None, # the settings offered as flags; None: all but `preset`
@@ -430,12 +439,12 @@ def config_parser(spec, # a function whose documented parameters are the command
         if name in names and name not in own: _add_flag(p, name)
     return p
 
-# %% ../nbs/06_config.ipynb #15ef904a
+# %% ../nbs/06_config.ipynb #2536dcc8
 def config_overrides(args) -> dict:
     "The settings given on the command line, by flat name (`--steps all` gives None: all steps)."
     return {n: getattr(args, n) for n in FIELDS if n != 'preset' and hasattr(args, n)}
 
-# %% ../nbs/06_config.ipynb #2d7280e0
+# %% ../nbs/06_config.ipynb #04145425
 @contextmanager
 def one_line_errors(prog:str):
     "Print a user error (bad value, missing file, a loss that blew up) as one line and exit 2, without a traceback; warnings as one line each."
