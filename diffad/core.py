@@ -4,16 +4,16 @@
 
 # %% auto #0
 __all__ = ['BF16_FLAGS', 'AMP_MODES', 'AMP_WORKS', 'CPU_AUTO_BF16', 'SWITCHES', 'CHANNELS_LAST_AUTO', 'cap_threads',
-           'seed_everything', 'default_device', 'cpu_flags', 'native_bf16', 'auto_amp', 'amp_dtype', 'switch_on',
-           'prepare_model', 'autocast', 'to_pm1', 'from_pm1', 'show_images']
+           'seed_everything', 'default_device', 'cpu_flags', 'native_bf16', 'auto_amp', 'amp_dtype', 'precision_name',
+           'switch_on', 'prepare_model', 'autocast', 'to_pm1', 'from_pm1', 'show_images']
 
-# %% ../nbs/00_core.ipynb #4afb3308
+# %% ../nbs/00_core.ipynb #8ae15fc2
 import os, random, functools
 import numpy as np
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_core.ipynb #e92b0340
+# %% ../nbs/00_core.ipynb #8c821b44
 def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (`IN_TEST`), else leave torch's choice
                ) -> int:
     "Cap torch's intra-op threads (one per process when notebooks are tested in parallel); returns the thread count in force."
@@ -23,7 +23,7 @@ def cap_threads(n:int=None, # threads per process; default: 1 under nbdev_test (
 
 cap_threads()
 
-# %% ../nbs/00_core.ipynb #735b84d9
+# %% ../nbs/00_core.ipynb #cc76bdf9
 def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
                     device:str|torch.device='cpu', # device of the returned generator
                    ) -> torch.Generator:
@@ -34,7 +34,7 @@ def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and CU
     g = torch.Generator(device=device); g.manual_seed(seed)
     return g
 
-# %% ../nbs/00_core.ipynb #df186809
+# %% ../nbs/00_core.ipynb #c53b99e2
 def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None for the best available
                   ) -> torch.device:
     "The requested device, or the best available one (CUDA, then Apple MPS, then CPU)."
@@ -48,7 +48,7 @@ def default_device(name:str|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps' or None 
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
-# %% ../nbs/00_core.ipynb #3c0f3256
+# %% ../nbs/00_core.ipynb #8e2573de
 BF16_FLAGS = frozenset({'avx512_bf16', 'amx_bf16', 'bf16'})   # x86 AVX512-BF16 and AMX; arm64 BF16 (BFDOT, BFMMLA)
 
 def cpu_flags(cpuinfo:str, # the text of /proc/cpuinfo
@@ -59,7 +59,7 @@ def cpu_flags(cpuinfo:str, # the text of /proc/cpuinfo
         if sep and key.strip().lower() in ('flags', 'features'): return set(value.split())
     return set()
 
-# %% ../nbs/00_core.ipynb #8e85d7c8
+# %% ../nbs/00_core.ipynb #6aa066ae
 def _host_flags() -> set:
     "The CPU features this host reports: those torch's cpuinfo finds (torch >= 2.9) and /proc/cpuinfo's, where they can be read."
     flags = set()
@@ -78,7 +78,7 @@ def native_bf16(flags:set|None=None, # CPU feature names (e.g. from `cpu_flags`)
     "Whether the CPU computes bfloat16 natively (AVX512-BF16, AMX or arm64 BF16); False where it cannot tell."
     return _host_bf16() if flags is None else bool(BF16_FLAGS & set(flags))
 
-# %% ../nbs/00_core.ipynb #b7afb599
+# %% ../nbs/00_core.ipynb #fa2a726d
 AMP_MODES, AMP_WORKS = ('auto', 'bf16', 'fp16', 'none'), ('detect', 'train')
 CPU_AUTO_BF16 = frozenset({'detect'})   # the work for which amp='auto' is bf16 on a CPU with native bf16 (evidence: nbs/studies/bf16.ipynb)
 
@@ -101,7 +101,15 @@ def amp_dtype(amp:str, # 'auto' (see `auto_amp`), 'bf16', 'fp16' or 'none'
     if amp == 'auto': amp = auto_amp(dev, dev == 'cpu' and native_bf16(), work)
     return {'bf16': torch.bfloat16, 'fp16': torch.float16, 'none': None}[amp]
 
-# %% ../nbs/00_core.ipynb #8cec4d45
+# %% ../nbs/00_core.ipynb #bf26bc6b
+def precision_name(amp:str, # as `amp_dtype`
+                   device:torch.device, # the device the model runs on
+                   work:str|None=None, # as `amp_dtype`
+                  ) -> str:
+    "The precision in force, by name: 'bf16', 'fp16' or 'fp32' (what results record)."
+    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[amp_dtype(amp, device, work)]
+
+# %% ../nbs/00_core.ipynb #daf3d89b
 SWITCHES = ('auto', 'on', 'off')
 
 def switch_on(flag:str, # 'auto', 'on' or 'off'
@@ -112,7 +120,7 @@ def switch_on(flag:str, # 'auto', 'on' or 'off'
     if flag not in SWITCHES: raise ValueError(f"a speed switch must be one of {SWITCHES}, got {flag!r}")
     return flag == 'on' or (flag == 'auto' and torch.device(device).type in auto)
 
-# %% ../nbs/00_core.ipynb #2b8097ad
+# %% ../nbs/00_core.ipynb #23f2849d
 CHANNELS_LAST_AUTO = ('cuda', 'cpu')   # device types where channels_last='auto' is on
 
 def prepare_model(model:torch.nn.Module, # the network
@@ -127,7 +135,7 @@ def prepare_model(model:torch.nn.Module, # the network
     if switch_on(compile, device): model = torch.compile(model, backend=compile_backend)
     return model
 
-# %% ../nbs/00_core.ipynb #8f8dc6e0
+# %% ../nbs/00_core.ipynb #e75845d6
 def autocast(amp:str, # the autocast mode (see `amp_dtype`)
              device:torch.device, # where the model runs
              work:str|None=None, # 'detect', 'train' or None (see `auto_amp`)
@@ -136,19 +144,19 @@ def autocast(amp:str, # the autocast mode (see `amp_dtype`)
     dt = amp_dtype(amp, device, work)
     return torch.autocast(torch.device(device).type, dtype=dt, enabled=dt is not None)
 
-# %% ../nbs/00_core.ipynb #355b257e
+# %% ../nbs/00_core.ipynb #5ede6148
 def to_pm1(x:Tensor, # image in [0, 1]
           ) -> Tensor:
     "Map an image from [0, 1] to [-1, 1]."
     return x * 2 - 1
 
-# %% ../nbs/00_core.ipynb #07bf5a87
+# %% ../nbs/00_core.ipynb #d6b7fa40
 def from_pm1(x:Tensor, # image in [-1, 1] (values outside are clipped)
             ) -> Tensor:
     "Map an image from [-1, 1] back to [0, 1], clipping values that left the range."
     return ((x + 1) / 2).clamp(0, 1)
 
-# %% ../nbs/00_core.ipynb #ac53aef5
+# %% ../nbs/00_core.ipynb #f3bac0d7
 def _as_hwc(img:Tensor, pm1:bool) -> np.ndarray:
     "One (C,H,W) or (H,W) tensor as an (H,W) or (H,W,3) numpy array ready for imshow."
     img = img.detach().float().cpu()
@@ -160,7 +168,7 @@ def _as_hwc(img:Tensor, pm1:bool) -> np.ndarray:
     elif pm1 and img.ndim == 2: img = from_pm1(img)
     return img.numpy()
 
-# %% ../nbs/00_core.ipynb #5383bda0
+# %% ../nbs/00_core.ipynb #26f7291a
 def show_images(imgs, # (B,C,H,W) tensor or list of (C,H,W)/(H,W) tensors
                 titles=None, # one title per image
                 ncols:int=8, # images per row

@@ -6,14 +6,14 @@
 __all__ = ['AREA_RANGE', 'MAKERS', 'DEFECT_MIX', 'DEFECT_SETS', 'defect_region', 'part_weights', 'scratch_region',
            'realistic_defect', 'make_defect']
 
-# %% ../nbs/18_defects.ipynb #36773838
+# %% ../nbs/18_defects.ipynb #04a1608c
 import math
 import torch
 from torch import Tensor
 from .noise import standardise, _fourier_filter, _rfft_freqs
 from .data import TEXTURES, _texture, _crop, _curve, _rand
 
-# %% ../nbs/18_defects.ipynb #b07ce786
+# %% ../nbs/18_defects.ipynb #48be04d8
 AREA_RANGE = (0.001, 0.3)  # a defect's area as a fraction of the image, drawn log-uniformly: the span of the real masks beside the project (0.1% of a tire image to 26% of a metal plate)
 
 def _smooth_field(H:int, W:int, sigma:float, g:torch.Generator) -> Tensor:
@@ -32,7 +32,7 @@ def _grid(H:int, W:int) -> tuple:
     "(yy, xx): the row and column of each pixel centre, (H,W) float."
     return torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing='ij')
 
-# %% ../nbs/18_defects.ipynb #e3931bf9
+# %% ../nbs/18_defects.ipynb #d08261f2
 def defect_region(H:int, W:int, # image size in pixels
                   area:float, # fraction of the pixels the region covers, in (0, 1]
                   generator:torch.Generator, # the source of randomness
@@ -53,7 +53,7 @@ def defect_region(H:int, W:int, # image size in pixels
     region[d.flatten().topk(n, largest=False).indices] = True
     return region.view(H, W)
 
-# %% ../nbs/18_defects.ipynb #cad2bb92
+# %% ../nbs/18_defects.ipynb #1052ac39
 def _border_mean(x:Tensor) -> Tensor:
     "(C,1,1) the mean colour of the image's border pixels: its background, where the part does not fill it."
     return torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], dim=1).mean(1)[:, None, None]
@@ -64,7 +64,7 @@ def part_weights(x:Tensor, # (C,H,W) image in [-1, 1]
     d2 = ((x.float() - _border_mean(x.float())) ** 2).sum(0)
     return d2 + 0.02 * d2.mean() + 1e-8
 
-# %% ../nbs/18_defects.ipynb #3741f341
+# %% ../nbs/18_defects.ipynb #d7dc497e
 def _inside_alpha(region:Tensor, # (H,W) bool
                   soft:float, # the width of the soft edge in pixels
                  ) -> Tensor: # (H,W) float
@@ -73,7 +73,7 @@ def _inside_alpha(region:Tensor, # (H,W) bool
     b = _fourier_filter(region.float()[None], torch.exp(-2 * math.pi ** 2 * soft ** 2 * _rfft_freqs(H, W, 'cpu') ** 2))[0]
     return torch.where(region, 0.4 + 0.6 * (2 * b - 1).clamp(0, 1), torch.zeros(()))
 
-# %% ../nbs/18_defects.ipynb #9f1098cb
+# %% ../nbs/18_defects.ipynb #4362ce1f
 def _paste(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
     "A piece of another good image (this one when there is none), turned, mirrored, moved and changed in contrast."
     C, H, W = x.shape; u = _rand(g, 6)
@@ -95,7 +95,7 @@ def _foreign(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
     tex = tex.clamp(-1, 1).to(x.device)
     return tex.mean(0, keepdim=True) if C == 1 else tex
 
-# %% ../nbs/18_defects.ipynb #c10711d5
+# %% ../nbs/18_defects.ipynb #8f9cecbb
 def _missing(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
     "A missing part: the background (the mean colour of the image's border) with a faint smooth texture."
     C, H, W = x.shape
@@ -113,7 +113,7 @@ def _colour(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
     base = (-1 if x[:, region].mean().item() > 0 else 1) * (0.2 + 0.4 * u[0])
     return x.float() + torch.tensor([base * (0.7 + 0.6 * v) for v in u[1:1 + C]], device=x.device)[:, None, None]
 
-# %% ../nbs/18_defects.ipynb #3831e4c2
+# %% ../nbs/18_defects.ipynb #749a5c72
 def scratch_region(H:int, W:int, # image size in pixels
                    area:float, # about the fraction of the pixels covered: the length follows from it and the width
                    generator:torch.Generator, # the source of randomness
@@ -130,7 +130,7 @@ def scratch_region(H:int, W:int, # image size in pixels
     if not region.any(): region[round(cy), round(cx)] = True
     return region
 
-# %% ../nbs/18_defects.ipynb #e97eabce
+# %% ../nbs/18_defects.ipynb #52a9bfd4
 def _scratch(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
     "A scratch: light on dark pixels, dark on light ones."
     u = _rand(g, 1)
@@ -139,7 +139,7 @@ def _scratch(x:Tensor, region:Tensor, g:torch.Generator, others) -> Tensor:
 MAKERS = dict(paste=_paste, texture=_foreign, missing=_missing, shift=_shift, colour=_colour, scratch=_scratch)   # kind -> the values it gives the region
 DEFECT_MIX = dict(paste=0.2, texture=0.2, missing=0.15, shift=0.15, colour=0.15, scratch=0.15)   # how often each kind is drawn: the realistic default
 
-# %% ../nbs/18_defects.ipynb #4ef65afd
+# %% ../nbs/18_defects.ipynb #833b2f2e
 def _check_defect_args(image, kind, area, others):
     "Raise a one-line `ValueError` naming the first invalid argument of `realistic_defect`."
     if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] not in (1, 3) or min(image.shape[-2:]) < 8:
@@ -161,7 +161,7 @@ def _draw_area(g:torch.Generator) -> float:
     lo, hi = AREA_RANGE
     return math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * _rand(g, 1)[0])
 
-# %% ../nbs/18_defects.ipynb #5215f5d2
+# %% ../nbs/18_defects.ipynb #cf85532b
 def realistic_defect(image:Tensor, # (C,H,W) in [-1, 1], C = 1 or 3, at least 8x8
                      generator:torch.Generator, # the source of randomness (on the CPU)
                      others=None, # other good images of the part, (N,C,H,W) or a list: the source of 'paste'; None: the image itself
@@ -183,7 +183,7 @@ def realistic_defect(image:Tensor, # (C,H,W) in [-1, 1], C = 1 or 3, at least 8x
     out = torch.where(region, (x + alpha * (d - x)).clamp(-1, 1), x).to(image.dtype)
     return out, region[None].to(image.dtype), dict(kind=kind, area=region.float().mean().item())
 
-# %% ../nbs/18_defects.ipynb #d6773669
+# %% ../nbs/18_defects.ipynb #23648801
 DEFECT_SETS = ('basic', 'realistic')   # the synthetic defects of a validation split; 'realistic' is the default
 
 def make_defect(image:Tensor, # (C,H,W) in [-1, 1]

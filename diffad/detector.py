@@ -6,7 +6,7 @@
 __all__ = ['DETECTOR_FORMAT', 'image_generators', 'reconstruct', 'anomaly_map', 'mean_filter', 'image_score', 'Detector',
            'Prediction', 'load_model', 'load_run']
 
-# %% ../nbs/10_detector.ipynb #b9601af2
+# %% ../nbs/10_detector.ipynb #83accbf6
 import json, hashlib, warnings
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, replace
 from pathlib import Path
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from PIL import Image
-from .core import default_device, switch_on, prepare_model, autocast, amp_dtype, CHANNELS_LAST_AUTO
+from .core import default_device, switch_on, prepare_model, autocast, precision_name, CHANNELS_LAST_AUTO
 from .noise import Noise, GaussianNoise, get_noise, noise_params, PerImageNoise
 from .schedule import REVERSE_Z, DDPMSchedule
 from .unet import ResUNet
@@ -24,7 +24,7 @@ from .config import Config, ImageSpec, DetectSettings, Runtime, after_training, 
 from .runs import save_atomic, load_checkpoint, load_training_checkpoint, OUTPUT_MARKERS
 from .thresholds import read_thresholds
 
-# %% ../nbs/10_detector.ipynb #a8562275
+# %% ../nbs/10_detector.ipynb #6201f829
 def image_generators(x:Tensor, # (B,C,H,W) images
                      seed:int=0, # the detection seed
                      draw:int=0, # which reconstruction of the image (0, 1, ... for several per image)
@@ -36,7 +36,7 @@ def image_generators(x:Tensor, # (B,C,H,W) images
         gens.append(torch.Generator().manual_seed(int.from_bytes(h.digest(), 'little') >> 1))
     return gens
 
-# %% ../nbs/10_detector.ipynb #87e4c46f
+# %% ../nbs/10_detector.ipynb #764a7fe1
 @torch.no_grad()
 def reconstruct(model, # eps-prediction network called as model(xt, t)
                 schedule:DDPMSchedule, # the variance schedule it was trained with
@@ -58,7 +58,7 @@ def reconstruct(model, # eps-prediction network called as model(xt, t)
     z = eps if reverse_z == 'train' else PerImageNoise(GaussianNoise(), gens)   # the same generators, drawn on after eps
     return schedule.p_loop(model, xt, t0, z, steps, sampler, eta)
 
-# %% ../nbs/10_detector.ipynb #3a6a29fa
+# %% ../nbs/10_detector.ipynb #09d8e3a0
 def anomaly_map(x:Tensor, # (B,C,H,W) images
                 x0:Tensor, # (B,C,H,W) their reconstructions
                ) -> Tensor: # (B,1,H,W)
@@ -66,7 +66,7 @@ def anomaly_map(x:Tensor, # (B,C,H,W) images
     if x.shape != x0.shape: raise ValueError(f"x {tuple(x.shape)} and x0 {tuple(x0.shape)} differ in shape")
     return (x.float() - x0.float()).pow(2).sum(1, keepdim=True)
 
-# %% ../nbs/10_detector.ipynb #4741513f
+# %% ../nbs/10_detector.ipynb #d8784c05
 def mean_filter(amap:Tensor, # (B,1,H,W) anomaly maps
                 size:int, # window side n (n x n); 1 leaves the map unchanged
                ) -> Tensor: # (B,1,H,W)
@@ -78,16 +78,16 @@ def mean_filter(amap:Tensor, # (B,1,H,W) anomaly maps
     box = lambda a: F.avg_pool2d(F.pad(a, (lo, hi, lo, hi)), size, stride=1)
     return box(amap) / box(torch.ones_like(amap[:1, :1]))
 
-# %% ../nbs/10_detector.ipynb #5f033809
+# %% ../nbs/10_detector.ipynb #d7635d9a
 def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
                ) -> Tensor: # (B,)
     "The image anomaly score: the maximum of its map."
     return amap.flatten(1).amax(1)
 
-# %% ../nbs/10_detector.ipynb #7d314010
+# %% ../nbs/10_detector.ipynb #c3caf6af
 DETECTOR_FORMAT = 'diffad.Detector/2'   # the format of `Detector.save`; files of format 1 (flat settings) are read too
 
-# %% ../nbs/10_detector.ipynb #f50f8742
+# %% ../nbs/10_detector.ipynb #cb789f8a
 @dataclass
 class Detector:
     "A trained eps model with everything needed to score an image; `score(x)` returns (scores (B,), maps (B,1,H,W))."
@@ -130,7 +130,7 @@ class Detector:
     @classmethod
     def from_run(cls, path:str|Path, **changes) -> 'Detector': return load_run(path, **changes)[0]
 
-# %% ../nbs/10_detector.ipynb #cba7bb98
+# %% ../nbs/10_detector.ipynb #bf98e09c
 def _check_detector(det:Detector):
     "Build the noise object and check the parts; a noise given by name or a walk the schedule cannot take raises `ValueError`."
     if isinstance(det.noise, str): raise ValueError(f"noise must be a Noise object, got the name {det.noise!r}: build it with diffad.noise.get_noise")
@@ -141,7 +141,7 @@ def _check_detector(det:Detector):
     s = det.settings
     det.schedule._check_walk(s.t0, s.steps, s.sampler, s.eta)
 
-# %% ../nbs/10_detector.ipynb #84943a1d
+# %% ../nbs/10_detector.ipynb #7ee1738c
 def _replace(det:Detector, changes:dict) -> Detector:
     "A copy of `det` with settings changed by their flat names (and `thresholds`); unknown names raise `ValueError`."
     parts = {f.name: getattr(det, f.name) for f in fields(det) if is_dataclass(f.type)}
@@ -152,7 +152,7 @@ def _replace(det:Detector, changes:dict) -> Detector:
     out.thresholds = dict(changes['thresholds'] if 'thresholds' in changes else det.thresholds if out.name == det.name else {})
     return out
 
-# %% ../nbs/10_detector.ipynb #54e3979d
+# %% ../nbs/10_detector.ipynb #622cfed4
 def _name(det:Detector) -> str:
     "The name of the detector's scoring settings, e.g. 'ddim-10-t0_200-f11-raw-x4': evaluation folders and thresholds are filed under it."
     s = det.settings
@@ -162,7 +162,7 @@ def _name(det:Detector) -> str:
         if on: name += '-' + flag
     return name
 
-# %% ../nbs/10_detector.ipynb #34197635
+# %% ../nbs/10_detector.ipynb #bf29cf88
 def _check_images(det:Detector, x) -> Tensor:
     "`x` if it is a batch the network takes, else a one-line `ValueError` saying what is wrong."
     want = f"(B, {det.image.in_channels}, {det.image.size}, {det.image.size})"
@@ -176,15 +176,13 @@ def _check_images(det:Detector, x) -> Tensor:
     if lo < -1.001 or hi > 1.001: raise ValueError(f"image values span [{lo:.4g}, {hi:.4g}], not [-1, 1]: convert 0..255 images with diffad.core.to_pm1(x / 255)")
     return x
 
-# %% ../nbs/10_detector.ipynb #1d95f900
+# %% ../nbs/10_detector.ipynb #d4e9d9fb
 def _precision(det:Detector) -> str:
     "The precision the detector's network runs in: an exported network's own, else the autocast dtype in force on its device."
     own = getattr(det.model, 'precision', None)
-    if isinstance(own, str): return own
-    dt = amp_dtype(det.runtime.amp, det.device, work='detect')
-    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dt]
+    return own if isinstance(own, str) else precision_name(det.runtime.amp, det.device, work='detect')
 
-# %% ../nbs/10_detector.ipynb #3ba65672
+# %% ../nbs/10_detector.ipynb #2f99b0f2
 def _eps_fn(det:Detector):
     "The network as the walk calls it: prepared once for its device, under the configured autocast, in float32 out."
     dev, rt = det.device, det.runtime
@@ -193,7 +191,7 @@ def _eps_fn(det:Detector):
         with autocast(rt.amp, dev, work='detect'): return det._net(x, t).float()
     return eps
 
-# %% ../nbs/10_detector.ipynb #b51b0558
+# %% ../nbs/10_detector.ipynb #24f7bccf
 def _maps(det:Detector, x:Tensor) -> tuple: # (first reconstructions (B,C,H,W), raw maps (B,1,H,W)) on the detector's device
     "Reconstruct a batch (in chunks of `eval_batch_size`, `n_recon` times) and return the first reconstructions and the mean raw maps."
     eps, s, recs, maps = _eps_fn(det), det.settings, [], []
@@ -203,7 +201,7 @@ def _maps(det:Detector, x:Tensor) -> tuple: # (first reconstructions (B,C,H,W), 
         recs.append(rs[0]); maps.append(torch.stack([anomaly_map(xb, r) for r in rs]).mean(0))
     return torch.cat(recs), torch.cat(maps)
 
-# %% ../nbs/10_detector.ipynb #609319e5
+# %% ../nbs/10_detector.ipynb #9ebdf349
 @dataclass
 class Prediction:
     "The result for one image, with anomalib's field names."
@@ -216,7 +214,7 @@ class Prediction:
     threshold:float # the image threshold used
     covered:float # share of the image the network saw
 
-# %% ../nbs/10_detector.ipynb #ffd30771
+# %% ../nbs/10_detector.ipynb #8b57739c
 def _prediction(det:Detector, item, frame, score:float, amap:Tensor) -> Prediction:
     "One image's Prediction from its score and its filtered map on the network's crop."
     full = to_original(amap, frame); label = score > det.thresholds['image']
@@ -224,7 +222,7 @@ def _prediction(det:Detector, item, frame, score:float, amap:Tensor) -> Predicti
     return Prediction('' if isinstance(item, Image.Image) else str(item), score, label, full,
                       (full > det.thresholds['pixel']) & label, (int(x), int(y)), det.thresholds['image'], frame.covered)
 
-# %% ../nbs/10_detector.ipynb #8e60381c
+# %% ../nbs/10_detector.ipynb #4e04ce83
 def _predict_items(images) -> list:
     "The images to predict: PIL images as given; files, folders and patterns found (folders diffad wrote skipped); anything else a `ValueError`."
     if isinstance(images, Image.Image): return [images]
@@ -232,7 +230,7 @@ def _predict_items(images) -> list:
     if isinstance(images, (list, tuple)) and images and all(isinstance(i, Image.Image) for i in images): return list(images)
     return find_images(images, skip=OUTPUT_MARKERS)
 
-# %% ../nbs/10_detector.ipynb #f827b6ad
+# %% ../nbs/10_detector.ipynb #27b8650f
 def _predict_iter(det:Detector, images, progress:bool=False):
     "Score, label and map new images (files, folders, patterns or PIL images) at their own resolution, one `Prediction` at a time."
     if not det.thresholds: raise ValueError(f"the detector has no thresholds for its settings ({det.name}): calibrate it first (diffad_calibrate)")
@@ -244,14 +242,14 @@ def _predict_iter(det:Detector, images, progress:bool=False):
         scores, maps = det.score(torch.stack([c[0] for c in chunk]))
         for it, (_, fr), s, m in zip(items[i:], chunk, scores.tolist(), maps[:, 0].cpu()): yield _prediction(det, it, fr, s, m)
 
-# %% ../nbs/10_detector.ipynb #86c7ee9e
+# %% ../nbs/10_detector.ipynb #9ebd0cbb
 def _to_dict(det:Detector) -> dict:
     "Everything but the weights, as JSON values: the network's arguments, the schedule's betas, the noise, the settings, the thresholds."
     if not hasattr(det.model, 'init_args'): raise ValueError(f"only a ResUNet detector can be saved, got {type(det.model).__name__}")
     return dict(format=DETECTOR_FORMAT, model=det.model.init_args, betas=det.schedule.betas.tolist(), noise=dict(name=det.noise.name, **noise_params(det.noise)),
                 **{f.name: asdict(getattr(det, f.name)) for f in fields(det) if is_dataclass(f.type)}, thresholds=det.thresholds)
 
-# %% ../nbs/10_detector.ipynb #64db9a1b
+# %% ../nbs/10_detector.ipynb #98b35e5a
 _FORMAT1 = {'seed': 'detect_seed', 'batch_size': 'eval_batch_size'}   # format 1's names of today's settings
 
 def _parts_of(st:dict) -> dict:
@@ -264,7 +262,7 @@ def _parts_of(st:dict) -> dict:
         if _FORMAT1.get(k, k) in owner: out[owner[_FORMAT1.get(k, k)]][_FORMAT1.get(k, k)] = v
     return out
 
-# %% ../nbs/10_detector.ipynb #2de10776
+# %% ../nbs/10_detector.ipynb #ee7ef120
 def _load(cls, path:str|Path, device:str|None=None, backend:str|None=None) -> Detector:
     "Read a detector written by `Detector.save` (its model on `device`; None: the file's), or a folder `Detector.export` wrote, run by `backend`."
     if Path(path).is_dir():
@@ -282,7 +280,7 @@ def _load(cls, path:str|Path, device:str|None=None, backend:str|None=None) -> De
     return cls(model.to(default_device(parts['runtime'].device)).eval(), DDPMSchedule(torch.tensor(st['betas'], dtype=torch.float64)),
                get_noise(nz.pop('name'), **nz), **parts, thresholds=st.get('thresholds', {}))
 
-# %% ../nbs/10_detector.ipynb #adb9a4ea
+# %% ../nbs/10_detector.ipynb #ff20c7d2
 def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder holding checkpoints/last.pt
                **changes, # settings that may change after training (`AFTER_TRAINING`), e.g. weights='raw', device='cpu'
               ) -> tuple: # (model in eval mode on the configured device, the run's Config with the changes)
@@ -297,7 +295,7 @@ def load_model(path:str|Path, # a checkpoint written by `train`, or a run folder
     model = make_model(cfg); model.load_state_dict(ck['ema' if cfg.detect.weights == 'ema' else 'model'])
     return model.to(default_device(cfg.runtime.device)).eval(), cfg
 
-# %% ../nbs/10_detector.ipynb #509c9b46
+# %% ../nbs/10_detector.ipynb #458e70b3
 def load_run(path:str|Path, # a run folder (or its checkpoint)
              **changes, # settings that may change after training (`AFTER_TRAINING`)
             ) -> tuple: # (Detector with its thresholds, the run's Config with the changes)

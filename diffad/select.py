@@ -7,7 +7,7 @@ __all__ = ['NOISE_CANDIDATES', 'NOISE_CRITERION', 'NOISE_SELECTION', 'NOISE_SELE
            'noise_criterion', 'select_noise', 'read_noise_choice', 'choose_noise', 'Selection', 'score_settings',
            'select_settings']
 
-# %% ../nbs/13_select.ipynb #d678ff60
+# %% ../nbs/13_select.ipynb #72bd37bd
 import json, os
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -20,7 +20,7 @@ from .train import train, dist_env, _training_images
 from .detector import Detector
 from .evaluate import evaluate, metrics_from_maps
 
-# %% ../nbs/13_select.ipynb #4fba7836
+# %% ../nbs/13_select.ipynb #c135a419
 def validation_split(train_ds, # the good training images (dicts with 'image'), e.g. from `load_category`
                      frac:float=0.25, # fraction held out for validation
                      seed:int=0, # seed of the split and of the synthetic defects
@@ -50,7 +50,7 @@ def validation_split(train_ds, # the good training images (dicts with 'image'), 
             val.append(item_of(y, m, info['kind'], path if per_image is None else f"{path}#defect{c}"))
     return X, val
 
-# %% ../nbs/13_select.ipynb #b90a11f3
+# %% ../nbs/13_select.ipynb #045c5f7f
 NOISE_CANDIDATES = (('gaussian', {}), ('simplex', {}), ('gmm', {}), ('powerlaw', {'alpha': 1.0}), ('powerlaw', {'alpha': 2.0}), ('blobs', {}))   # the noises noise='auto' compares
 NOISE_CRITERION = 'mean of validation I-AUROC, P-AUROC and AP'
 NOISE_SELECTION, NOISE_SELECTION_FORMAT = 'noise_selection.json', 'diffad.noise_selection/1'   # the record of a choice, in the run folder
@@ -72,7 +72,7 @@ def _train_seconds(run:Path, batch_size:int) -> float:
     steps = [r['step'] for r in log]
     return sum((s - p) * batch_size / max(r['img_per_s'], 1e-9) for s, p, r in zip(steps, [0] + steps[:-1], log))
 
-# %% ../nbs/13_select.ipynb #37552c92
+# %% ../nbs/13_select.ipynb #092d6383
 def select_noise(cfg:Config, # the configuration to start from (its noise is replaced by each candidate's)
                  train_ds, # the good images a model may train on (dicts with 'image'; never the test set)
                  out_dir:str|Path, # the candidates go to <out_dir>/noise_candidates/, the record to <out_dir>/noise_selection.json
@@ -104,7 +104,7 @@ def select_noise(cfg:Config, # the configuration to start from (its noise is rep
     tmp = out / (NOISE_SELECTION + '.tmp'); tmp.write_text(json.dumps(record, indent=1)); os.replace(tmp, out / NOISE_SELECTION)
     return cfg.replace(**record['chosen']), record
 
-# %% ../nbs/13_select.ipynb #e244d625
+# %% ../nbs/13_select.ipynb #d69d9108
 def read_noise_choice(run:str|Path, # a run trained with noise='auto', or the folder of a `select_noise`
                      ) -> dict: # {'noise': ..., 'noise_kwargs': ...}
     "The noise `select_noise` chose, as its record in `run` holds it; a missing or foreign record raises naming it."
@@ -116,7 +116,7 @@ def read_noise_choice(run:str|Path, # a run trained with noise='auto', or the fo
         raise ValueError(f"{p} is not a noise choice of format {NOISE_SELECTION_FORMAT}")
     return dict(noise=d['chosen']['noise'], noise_kwargs=d['chosen']['noise_kwargs'])
 
-# %% ../nbs/13_select.ipynb #0597adfb
+# %% ../nbs/13_select.ipynb #c8bd28f0
 def choose_noise(cfg:Config, # a configuration with noise='auto'
                  out_dir:str|Path, # the run folder
                  resume:bool|str=False, overwrite:bool=False, # as `train`
@@ -139,7 +139,7 @@ def choose_noise(cfg:Config, # a configuration with noise='auto'
     if isinstance(images, torch.Tensor): images = [dict(image=x) for x in images]
     return select_noise(cfg, images, out, progress=progress)[0]
 
-# %% ../nbs/13_select.ipynb #b2fcd422
+# %% ../nbs/13_select.ipynb #17466433
 @dataclass
 class Selection:
     "The outcome of `select_settings`."
@@ -149,7 +149,7 @@ class Selection:
     n_val:int # validation images (good and with synthetic defects)
     def summary(self) -> dict: return dict(chosen=self.chosen, n_train=self.n_train, n_val=self.n_val, criterion='mean of validation I-AUROC and P-AUROC')
 
-# %% ../nbs/13_select.ipynb #1f670481
+# %% ../nbs/13_select.ipynb #7a712228
 def score_settings(candidates:dict, # candidate name -> Detector
                    val, # the validation set (dicts like a test set), never the test set
                    t0_grid:tuple=(100, 200, 300), # candidate diffusion depths
@@ -170,7 +170,7 @@ def score_settings(candidates:dict, # candidate name -> Detector
                                   criterion=(m['i_auroc'] + m['p_auroc']) / 2))
     return table, max(range(len(table)), key=lambda j: (table[j]['criterion'], -j))
 
-# %% ../nbs/13_select.ipynb #b7268322
+# %% ../nbs/13_select.ipynb #112429b8
 def _train_candidates(cfg:Config, X, out:Path, noise_grid, detector_grid, progress:bool) -> tuple:
     "Train one model per candidate noise parameters on `X`; (detectors by (noise, detection) index, noise grid, detection grid)."
     grid = [dict(kw) for kw in (noise_grid or [cfg.noise_kwargs])]
@@ -183,7 +183,7 @@ def _train_candidates(cfg:Config, X, out:Path, noise_grid, detector_grid, progre
             cands[i, j] = Detector.from_run(run, **{'weights': cfg.detect.weights, 'n_recon': cfg.detect.n_recon, 'device': cfg.runtime.device, **v})
     return cands, grid, variants
 
-# %% ../nbs/13_select.ipynb #dde7cbe3
+# %% ../nbs/13_select.ipynb #d596d1fd
 def select_settings(cfg:Config, # the configuration to start from
                     train_ds, # the good training images of the category (never the test set)
                     out_dir:str|Path, # candidates' checkpoints and selection.json go here

@@ -6,7 +6,7 @@
 __all__ = ['step_generator', 'patch_generator', 'random_patches', 'diffusion_loss', 'ema_decay_at', 'make_ema', 'update_ema',
            'dist_env', 'NonFiniteLoss', 'TrainLoop', 'train']
 
-# %% ../nbs/08_train.ipynb #417681f3
+# %% ../nbs/08_train.ipynb #18bac454
 import os, json, math, time
 from functools import cached_property
 from pathlib import Path
@@ -18,18 +18,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data.distributed import DistributedSampler
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import seed_everything, default_device, amp_dtype, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
+from .core import seed_everything, default_device, amp_dtype, precision_name, switch_on, prepare_model, autocast, CHANNELS_LAST_AUTO
 from .schedule import DDPMSchedule
 from .config import Config, NOISE_AUTO, make_noise, make_schedule, make_model, load_data, load_split, pin_noise
 from .runs import checkpoint_path, save_checkpoint, restore_checkpoint, data_fingerprint, open_run, write_split
 
-# %% ../nbs/08_train.ipynb #2e2669a9
+# %% ../nbs/08_train.ipynb #2f5ae80a
 def step_generator(seed:int, step:int, device=None) -> torch.Generator:
     "The generator of one training step's draws: the same on every process, and after a resume."
     g = torch.Generator(device=device or 'cpu'); g.manual_seed(seed * 1_000_003 + step)
     return g
 
-# %% ../nbs/08_train.ipynb #a9e4b62c
+# %% ../nbs/08_train.ipynb #cf57a7ee
 def patch_generator(seed:int, step:int) -> torch.Generator:
     "The generator of one step's patch offsets, apart from the step's noise draws (`step_generator`)."
     return torch.Generator().manual_seed(seed * 1_000_003 + step + 2 ** 40)
@@ -45,7 +45,7 @@ def random_patches(x0:Tensor, # (b,C,H,W) this process's images of the step
     oy, ox = (torch.randint(n - patch + 1, (B,), generator=g)[rows].tolist() for n in (H, W))
     return torch.stack([x[:, y:y + patch, x_:x_ + patch] for x, y, x_ in zip(x0, oy, ox)])
 
-# %% ../nbs/08_train.ipynb #cb099129
+# %% ../nbs/08_train.ipynb #d534ba4f
 def diffusion_loss(model, # eps-prediction network called as model(xt, t)
                    schedule:DDPMSchedule, # the variance schedule
                    noise, # a Noise object: eps ~ noise
@@ -62,20 +62,20 @@ def diffusion_loss(model, # eps-prediction network called as model(xt, t)
     xt = schedule.q_sample(x0, t, eps)
     return F.mse_loss(model(xt, t).float(), eps)
 
-# %% ../nbs/08_train.ipynb #5063580f
+# %% ../nbs/08_train.ipynb #f4b2ac4e
 def ema_decay_at(decay:float, # the decay's cap, `Config.ema_decay`
                  n:int, # updates made so far
                 ) -> float:
     "The EMA decay of update `n + 1`: min(decay, (1 + n) / (10 + n))."
     return min(float(decay), (1 + n) / (10 + n))
 
-# %% ../nbs/08_train.ipynb #83743aad
+# %% ../nbs/08_train.ipynb #f35d1438
 def make_ema(model:torch.nn.Module, # the plain model (not a DDP or compiled wrapper)
             ) -> AveragedModel:
     "torch's AveragedModel of `model` (parameters and buffers), updated by `update_ema`."
     return AveragedModel(model, use_buffers=True)
 
-# %% ../nbs/08_train.ipynb #2ab49765
+# %% ../nbs/08_train.ipynb #4de2eba4
 def update_ema(ema:AveragedModel, # the average
                model:torch.nn.Module, # the model after an optimiser step
                decay:float, # the decay's cap
@@ -85,30 +85,30 @@ def update_ema(ema:AveragedModel, # the average
     ema.multi_avg_fn = get_ema_multi_avg_fn(ema_decay_at(decay, n))
     ema.update_parameters(model)
 
-# %% ../nbs/08_train.ipynb #a2944714
+# %% ../nbs/08_train.ipynb #a0f155e2
 def dist_env() -> tuple[int, int, int]:
     "(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run alone."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
 
-# %% ../nbs/08_train.ipynb #edb225bf
+# %% ../nbs/08_train.ipynb #2537b575
 def _train_device(cfg:Config, local_rank:int) -> torch.device:
     "The device of this process: `cfg.runtime.device` ('auto': the best available); on CUDA the GPU of its local rank."
     dev = default_device(cfg.runtime.device)
     if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', local_rank)
     return dev
 
-# %% ../nbs/08_train.ipynb #a7e38c23
+# %% ../nbs/08_train.ipynb #158ceb0a
 def _join_processes(device:torch.device, world:int):
     "Join torchrun's process group (nccl on CUDA, gloo elsewhere) when there are several processes."
     if world > 1 and not dist.is_initialized(): dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
 
-# %% ../nbs/08_train.ipynb #17126be1
+# %% ../nbs/08_train.ipynb #f8c085ca
 def _images(ds) -> Tensor:
     "All images of a dataset as one (N,C,H,W) tensor."
     if isinstance(ds, Tensor): return ds
     return torch.stack([ds[i]['image'] for i in range(len(ds))])
 
-# %% ../nbs/08_train.ipynb #555d892d
+# %% ../nbs/08_train.ipynb #b6753dd2
 def _check_batch(batch_size:int, # the global batch, `Config.batch_size`
                  n_images:int, # training images
                  world:int, # processes
@@ -117,14 +117,14 @@ def _check_batch(batch_size:int, # the global batch, `Config.batch_size`
     if batch_size % world: raise ValueError(f"Config.batch_size={batch_size} must be divisible by the number of processes ({world})")
     if n_images < batch_size: raise ValueError(f"Config.batch_size={batch_size} is larger than the {n_images} training images")
 
-# %% ../nbs/08_train.ipynb #7ac9f302
+# %% ../nbs/08_train.ipynb #042e145f
 def _held_out(cfg:Config, images) -> object:
     "The images `cfg`'s split holds out when `images` are exactly the ones it keeps for training (so a run records them); else None."
     try: kept, held = load_split(cfg)
     except (FileNotFoundError, ValueError): return None
     return held if [str(s.path) for s in images.samples] == [str(s.path) for s in kept.samples] else None
 
-# %% ../nbs/08_train.ipynb #faea6bf5
+# %% ../nbs/08_train.ipynb #e028428a
 def _training_images(cfg:Config, # the run's configuration
                      data, # a dataset, an (N,C,H,W) tensor, or None for the configured training split
                      device:torch.device, # where the images go
@@ -139,24 +139,24 @@ def _training_images(cfg:Config, # the run's configuration
     _check_batch(cfg.batch_size, len(X), world)
     return X, data_fingerprint(images if hasattr(images, 'fingerprint') else X), (images, held)
 
-# %% ../nbs/08_train.ipynb #2a2bb5d0
+# %% ../nbs/08_train.ipynb #b69761b9
 def _length(cfg:Config, steps_per_epoch:int) -> tuple[int, int]:
     "(epochs, total steps) of a run: `train_steps` steps if set, in the epochs that hold them; else `epochs` full epochs."
     epochs = math.ceil(cfg.train_steps / steps_per_epoch) if cfg.train_steps else cfg.epochs
     return epochs, cfg.train_steps or epochs * steps_per_epoch
 
-# %% ../nbs/08_train.ipynb #7c89ee01
+# %% ../nbs/08_train.ipynb #e2de6425
 def _optimiser(cfg:Config, model:torch.nn.Module, epochs:int) -> tuple:
     "(AdamW, its step lr schedule): the learning rate times `lr_decay` after `lr_decay_at` of the epochs."
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     decay_epoch = max(1, round(cfg.lr_decay_at * epochs))
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=cfg.lr_decay)
 
-# %% ../nbs/08_train.ipynb #e5f3f2e6
+# %% ../nbs/08_train.ipynb #ae6cdb9b
 class NonFiniteLoss(FloatingPointError):
     "Raised when the training loss becomes NaN or infinite."
 
-# %% ../nbs/08_train.ipynb #67b14c65
+# %% ../nbs/08_train.ipynb #f2360b51
 class TrainLoop:
     "One process's training of `cfg` on the images `X`: epochs of steps, the EMA after each step, a log line and a checkpoint per epoch."
     def __init__(self, cfg:Config, # the run's configuration (its noise pinned)
@@ -178,6 +178,7 @@ class TrainLoop:
         self.opt, self.lr_sched = _optimiser(cfg, self.model, self.epochs)
         self.ema, self.epoch, self.step = make_ema(self.model), 0, 0
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg.runtime.amp, device, work='train') is torch.float16)
+        self.precision = precision_name(cfg.runtime.amp, device, work='train')        # recorded in every log line
 
     @cached_property
     def net(self) -> torch.nn.Module:
@@ -190,7 +191,7 @@ class TrainLoop:
     @property
     def done(self) -> bool: return self.epoch >= self.epochs or self.step >= self.total
 
-# %% ../nbs/08_train.ipynb #5213a137
+# %% ../nbs/08_train.ipynb #479aa47e
 @patch
 def forward_backward(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the step
                     ) -> Tensor:
@@ -206,14 +207,14 @@ def forward_backward(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's image
     self.scaler.scale(loss).backward()
     return loss.detach()
 
-# %% ../nbs/08_train.ipynb #059c5e4d
+# %% ../nbs/08_train.ipynb #53efa5b1
 @patch
 def optimize(self:TrainLoop):
     "The optimiser step on the gradients of `forward_backward`, then the EMA update of the step."
     self.scaler.step(self.opt); self.scaler.update()
     update_ema(self.ema, self.model, self.cfg.ema_decay, self.step)
 
-# %% ../nbs/08_train.ipynb #73e341ad
+# %% ../nbs/08_train.ipynb #93f9dc21
 @patch
 def run_step(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the step
             ) -> Tensor:
@@ -225,13 +226,13 @@ def run_step(self:TrainLoop, x0:Tensor, # (b,C,H,W) this process's images of the
     self.log_step()
     return loss
 
-# %% ../nbs/08_train.ipynb #bbfe24ff
+# %% ../nbs/08_train.ipynb #3e940193
 @patch
 def log_step(self:TrainLoop):
     "Move the progress bar of `run_loop` by one step."
     if self.bar is not None: self.bar.update(1)
 
-# %% ../nbs/08_train.ipynb #5fff7954
+# %% ../nbs/08_train.ipynb #739db3c9
 @patch
 def log_epoch(self:TrainLoop, losses:list, # the losses of the epoch's steps
               seconds:float, # the epoch's wall time
@@ -242,9 +243,9 @@ def log_epoch(self:TrainLoop, losses:list, # the losses of the epoch's steps
     if self.bar is not None: self.bar.set_postfix(epoch=self.epoch, loss=f"{mean_loss:.4f}", img_s=f"{ips:.1f}")
     if self.rank != 0: return
     with open(self.out_dir / 'train_log.jsonl', 'a') as f:
-        f.write(json.dumps(dict(epoch=self.epoch, step=self.step, loss=mean_loss, img_per_s=ips, lr=self.lr_sched.get_last_lr()[0])) + '\n')
+        f.write(json.dumps(dict(epoch=self.epoch, step=self.step, loss=mean_loss, img_per_s=ips, lr=self.lr_sched.get_last_lr()[0], precision=self.precision)) + '\n')
 
-# %% ../nbs/08_train.ipynb #0affa199
+# %% ../nbs/08_train.ipynb #c02865db
 @patch
 def save(self:TrainLoop):
     "Rank 0 writes the checkpoint: everything `resume` needs, and the images' fingerprint."
@@ -252,7 +253,7 @@ def save(self:TrainLoop):
     save_checkpoint(self.ck_path, self.model, self.opt, self.lr_sched, self.cfg, epoch=self.epoch, step=self.step,
                     ema=self.ema.module.state_dict(), ema_updates=int(self.ema.n_averaged), data_fingerprint=self.fingerprint, total_steps=self.total)
 
-# %% ../nbs/08_train.ipynb #90156ad8
+# %% ../nbs/08_train.ipynb #d5b9d4d4
 @patch
 def resume(self:TrainLoop, ck:dict, # a checkpoint `save` wrote
           ):
@@ -261,7 +262,7 @@ def resume(self:TrainLoop, ck:dict, # a checkpoint `save` wrote
     self.ema.module.load_state_dict(ck['ema']); self.ema.n_averaged.fill_(ck['ema_updates'])
     self.epoch, self.step = ck['epoch'], ck['step']
 
-# %% ../nbs/08_train.ipynb #ec1432f6
+# %% ../nbs/08_train.ipynb #c674188b
 @patch
 def run_epoch(self:TrainLoop):
     "One epoch: a step per batch of the sampler's order (until `total`), the lr schedule's step, a log line, a checkpoint when due."
@@ -275,7 +276,7 @@ def run_epoch(self:TrainLoop):
     self.log_epoch(losses, time.perf_counter() - t_start)
     if self.epoch % self.cfg.ckpt_every == 0 or self.done: self.save()
 
-# %% ../nbs/08_train.ipynb #961602d5
+# %% ../nbs/08_train.ipynb #61daac4a
 @patch
 def run_loop(self:TrainLoop, progress:bool=True, # show a progress bar (rank 0)
             ) -> TrainLoop:
@@ -287,14 +288,14 @@ def run_loop(self:TrainLoop, progress:bool=True, # show a progress bar (rank 0)
     finally: self.bar.close(); self.bar = None
     return self
 
-# %% ../nbs/08_train.ipynb #b5087fed
+# %% ../nbs/08_train.ipynb #d958e60f
 @patch
 def weights(self:TrainLoop, which:str|None=None, # 'ema' or 'raw'; default `cfg.detect.weights`
            ) -> torch.nn.Module:
     "The trained model with the weights `which` names, in eval mode."
     return (self.ema.module if (which or self.cfg.detect.weights) == 'ema' else self.model).eval()
 
-# %% ../nbs/08_train.ipynb #3d8ba88c
+# %% ../nbs/08_train.ipynb #72d5dc1c
 def train(cfg:Config, # the experiment's configuration
           out_dir:str|Path, # the run folder: diffad_run.json (its marker), checkpoints/, config.json and train_log.jsonl go there
           resume:bool|str=False, # True: continue from out_dir's last checkpoint (one must be there); 'auto': continue if there is one, else start
