@@ -8,13 +8,14 @@ __all__ = ['ROLES', 'WEIGHTS', 'NOISE_AUTO', 'PARTS', 'FIELDS', 'RESUMABLE', 'AF
            'make_noise', 'make_schedule', 'model_kwargs', 'make_model', 'pin_noise', 'saved_config', 'split_holdout',
            'load_data', 'load_split', 'config_parser', 'config_overrides', 'one_line_errors']
 
-# %% ../nbs/06_config.ipynb #33f0ce04
+# %% ../nbs/06_config.ipynb #7fb8539e
 import sys, json, typing, argparse, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from fastcore.docments import docments
 from .core import AMP_MODES, SWITCHES
 from .noise import NOISES, get_noise, noise_params
@@ -133,7 +134,7 @@ class Runtime:
 # %% ../nbs/06_config.ipynb #d40d2dfa
 NOISE_AUTO = 'auto'   # Config.noise that lets training choose the noise on a validation split (diffad.select.select_noise)
 
-# %% ../nbs/06_config.ipynb #534693b6
+# %% ../nbs/06_config.ipynb #543f21ad
 @dataclass
 class Config:
     "Everything an experiment needs; defaults are the paper's, and None means the preset's value."
@@ -172,9 +173,6 @@ class Config:
     runtime:Runtime = field(default_factory=Runtime) # where and how fast it runs
     def __post_init__(self): _check_config(self)
     def to_json(self) -> str: return json.dumps(asdict(self), indent=1)
-    def replace(self, **changes) -> 'Config': return _replace(self, changes)
-    @classmethod
-    def from_dict(cls, d:dict) -> 'Config': return _from_dict(cls, d)
 
 # %% ../nbs/06_config.ipynb #a91c14c8
 def _check_config(c:Config):
@@ -228,19 +226,21 @@ def flat(cfg:Config) -> dict:
     "Every setting of `cfg` by its flat name."
     return {n: getattr(cfg if part is None else getattr(cfg, part), n) for n, (part, _) in FIELDS.items()}
 
-# %% ../nbs/06_config.ipynb #12bd2377
-def _replace(cfg:Config, changes:dict) -> Config:
-    "A checked copy of `cfg` with `changes` (flat names) applied; an unknown name raises `ValueError`."
+# %% ../nbs/06_config.ipynb #6ea1f4e2
+@patch
+def replace(self:Config, **changes) -> Config:
+    "A checked copy with `changes` (flat names) applied; an unknown name raises `ValueError`."
     unknown = sorted(set(changes) - set(FIELDS))
     if unknown: raise ValueError(f"unknown Config fields: {unknown}")
-    d = asdict(cfg)
+    d = asdict(self)
     for n, v in changes.items():
         part = FIELDS[n][0]
         (d if part is None else d[part])[n] = v
-    return _from_dict(type(cfg), d)
+    return type(self).from_dict(d)
 
-# %% ../nbs/06_config.ipynb #9fa0e2d2
-def _from_dict(cls, d:dict) -> Config:
+# %% ../nbs/06_config.ipynb #929c78a7
+@patch(cls_method=True)
+def from_dict(cls:Config, d:dict) -> Config:
     "A `Config` from nested settings (`asdict`, JSON) or flat ones; unknown keys raise `ValueError`."
     d = dict(d)
     if not any(p in d for p in PARTS) and 'seed' in d: d.setdefault('detect_seed', d['seed'])   # a flat file: one seed for both
