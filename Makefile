@@ -37,6 +37,7 @@ studies: $(STAMP)
 	for s in gmm:gmm_study recon:study_recon noise2:study2 study1:study bf16:bf16_study noise_choice:noise_choice/six budget:budget; do n=$${s%%:*}; d=$${s#*:}; \
 	  $(BIN)/papermill --no-progress-bar nbs/studies/$$n.ipynb outputs/$$d/$$n.ipynb -p data_root $(DATA) || exit 1; done
 	$(BIN)/papermill --no-progress-bar nbs/studies/noise_choice.ipynb outputs/noise_choice/noise_choice.ipynb -p data_root $(DATA) -p plan three
+	$(BIN)/papermill --no-progress-bar nbs/studies/noise_choice.ipynb outputs/noise_choice/fresh/noise_choice.ipynb -p data_root $(DATA) -p plan fresh
 
 study: $(STAMP)
 	$(BIN)/papermill nbs/studies/study1.ipynb outputs/study/study1.ipynb -p data_root $(DATA) -p rerun True
