@@ -87,7 +87,7 @@ def image_score(amap:Tensor, # (B,1,H,W) anomaly maps
 # %% ../nbs/10_detector.ipynb #c3caf6af
 DETECTOR_FORMAT = 'diffad.Detector/2'   # the format of `Detector.save`; files of format 1 (flat settings) are read too
 
-# %% ../nbs/10_detector.ipynb #cb789f8a
+# %% ../nbs/10_detector.ipynb #aedf8286
 @dataclass
 class Detector:
     "A trained eps model with everything needed to score an image; `score(x)` returns (scores (B,), maps (B,1,H,W))."
@@ -112,16 +112,12 @@ class Detector:
     @property
     def precision(self) -> str: return _precision(self)
     def maps(self, x:Tensor) -> tuple: return _maps(self, x)
-    def score(self, x:Tensor) -> tuple:
-        amap = mean_filter(self.maps(x)[1], self.filter_size)
-        return image_score(amap), amap
+    def score(self, x:Tensor) -> tuple: return _score(self, x)
     def predict(self, images, progress:bool=False) -> list: return list(_predict_iter(self, images, progress))
     def predict_iter(self, images, progress:bool=False): return _predict_iter(self, images, progress)
     def to_dict(self) -> dict: return _to_dict(self)
     def save(self, path:str|Path) -> Path: return save_atomic(dict(settings=json.dumps(self.to_dict()), model=self.model.state_dict()), path)
-    def export(self, out_dir:str|Path, format:str='onnx', overwrite:bool=False) -> Path:
-        from diffad.export import export_detector   # the export extra's packages are imported only when asked for
-        return export_detector(self, out_dir, format, overwrite)
+    def export(self, out_dir:str|Path, format:str='onnx', overwrite:bool=False) -> Path: return _export(self, out_dir, format, overwrite)
     @classmethod
     def load(cls, path:str|Path, device:str|None=None, backend:str|None=None) -> 'Detector': return _load(cls, path, device, backend)
     @classmethod
@@ -129,6 +125,17 @@ class Detector:
         return cls(model, make_schedule(cfg), make_noise(cfg), cfg.image, cfg.detect, cfg.runtime)
     @classmethod
     def from_run(cls, path:str|Path, **changes) -> 'Detector': return load_run(path, **changes)[0]
+
+# %% ../nbs/10_detector.ipynb #cdfc71f9
+def _score(det:Detector, x:Tensor) -> tuple:
+    "Scores (B,) and filtered maps (B,1,H,W): the raw maps mean-filtered with the filter in force, the score their maximum."
+    amap = mean_filter(det.maps(x)[1], det.filter_size)
+    return image_score(amap), amap
+
+def _export(det:Detector, out_dir:str|Path, format:str, overwrite:bool) -> Path:
+    "`diffad.export.export_detector`, imported only when asked for (the export extra's packages)."
+    from diffad.export import export_detector
+    return export_detector(det, out_dir, format, overwrite)
 
 # %% ../nbs/10_detector.ipynb #bf98e09c
 def _check_detector(det:Detector):
