@@ -16,7 +16,7 @@ from .defects import make_defect
 from .config import Config, NOISE_AUTO, load_data
 from .noise import noise_params
 from .runs import check_run_folder, checkpoint_path, write_marker, _clear_run
-from .train import train, dist_env, _training_images
+from .train import train, train_seconds, dist_env, _training_images
 from .detector import Detector
 from .evaluate import evaluate, metrics_from_maps
 
@@ -67,12 +67,6 @@ def _screen_length(cfg:Config) -> dict:
     if cfg.train_steps: return dict(train_steps=max(1, round(cfg.noise_screen * cfg.train_steps)))
     return dict(epochs=max(1, round(cfg.noise_screen * cfg.epochs)))
 
-def _train_seconds(run:Path, batch_size:int) -> float:
-    "Seconds a run trained, from its log: each epoch's images over its images per second."
-    log = [json.loads(line) for line in (run / 'train_log.jsonl').read_text().splitlines() if line.strip()]
-    steps = [r['step'] for r in log]
-    return sum((s - p) * batch_size / max(r['img_per_s'], 1e-9) for s, p, r in zip(steps, [0] + steps[:-1], log))
-
 # %% ../nbs/13_select.ipynb #5da26782
 def select_noise(cfg:Config, # the configuration to start from (its noise is replaced by each candidate's)
                  train_ds, # the good images a model may train on (dicts with 'image'; never the test set)
@@ -96,7 +90,7 @@ def select_noise(cfg:Config, # the configuration to start from (its noise is rep
         ev = evaluate(det, val, progress=progress, pro=False)
         m = {k: ev.metrics[k] for k in ('i_auroc', 'p_auroc', 'p_ap')}
         rows.append(dict(noise=name, noise_kwargs=noise_params(det.noise), **m, criterion=noise_criterion(m), run=str(run.relative_to(out)),
-                         train_seconds=round(_train_seconds(run, base.batch_size), 1), detect_seconds=round(ev.seconds, 1)))
+                         train_seconds=round(train_seconds(run), 1), detect_seconds=round(ev.seconds, 1)))
         if progress: print(f"noise auto: {_noise_label(name, kw)} validation I-AUROC {m['i_auroc']:.3f} P-AUROC {m['p_auroc']:.3f} AP {m['p_ap']:.3f}")
     best = rows[max(range(len(rows)), key=lambda i: (rows[i]['criterion'], -i))]
     record = dict(format=NOISE_SELECTION_FORMAT, criterion=NOISE_CRITERION, defects=defects, per_image=per_image, screen=cfg.noise_screen,

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['step_generator', 'patch_generator', 'random_patches', 'diffusion_loss', 'ema_decay_at', 'make_ema', 'update_ema',
-           'dist_env', 'NonFiniteLoss', 'TrainLoop', 'train']
+           'dist_env', 'NonFiniteLoss', 'TrainLoop', 'train', 'train_seconds']
 
 # %% ../nbs/08_train.ipynb #18bac454
 import os, json, math, time
@@ -320,3 +320,17 @@ def train(cfg:Config, # the experiment's configuration
     loop.run_loop(progress)
     if world > 1: dist.barrier()
     return loop.weights()
+
+# %% ../nbs/08_train.ipynb #658d7d00
+def train_seconds(run_dir:str|Path, # a run folder `train` wrote
+                 ) -> float:
+    "Seconds the run in `run_dir` has trained, summed across resumes (0 before its first epoch is logged)."
+    run_dir = Path(run_dir)
+    if not (run_dir / 'config.json').is_file(): raise FileNotFoundError(f"{run_dir}: no config.json, so not a run folder that diffad's train wrote")
+    log = run_dir / 'train_log.jsonl'
+    if not log.is_file(): return 0.0
+    batch, last = Config.from_dict(json.loads((run_dir / 'config.json').read_text())).batch_size, {}
+    for line in log.read_text().splitlines():
+        if line.strip(): r = json.loads(line); last[r['epoch']] = r
+    steps = {e: r['step'] - (last[e - 1]['step'] if e - 1 in last else 0) for e, r in last.items()}
+    return sum(steps[e] * batch / max(r['img_per_s'], 1e-9) for e, r in last.items())
