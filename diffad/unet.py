@@ -226,7 +226,7 @@ class ResUNet(nn.Module):
 
     @classmethod
     def from_preset(cls, name:str, in_channels:int=3, **overrides) -> 'ResUNet':
-        "The `ResUNet` of preset `name` ('paper', 'cpu' or 'tiny': `UNET_PRESETS`) for `in_channels` image channels, with any other argument in `overrides`."
+        "The `ResUNet` of preset `name` (a key of `UNET_PRESETS`) for `in_channels` image channels, with any other argument in `overrides`."
         return cls(**{**unet_preset(name), 'in_channels': in_channels, **overrides})
 
 # %% ../nbs/03_unet.ipynb #7408a044
@@ -235,11 +235,13 @@ UNET_PRESETS = {
                   attention_resolutions=(8, 16, 32), num_heads=4, dropout=0.0),
     'cpu':   dict(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=(1, 2, 1),
                   attention_resolutions=(4,), num_heads=4, dropout=0.0),
+    'cpu_deep': dict(base_channels=32, channel_mults=(1, 2, 2, 4), num_res_blocks=1,   # 'cpu' with a fourth level and one block per level
+                  attention_resolutions=(4,), num_heads=4, dropout=0.0),
     'tiny':  dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                   attention_resolutions=(2,), num_heads=2, dropout=0.0),
 }
 
-def unet_preset(name:str, # 'paper', 'cpu' or 'tiny'
+def unet_preset(name:str, # a key of UNET_PRESETS: 'paper', 'cpu', 'cpu_deep' or 'tiny'
                ) -> dict:
     "A copy of the named preset's `ResUNet` arguments."
     if name not in UNET_PRESETS: raise ValueError(f"unknown unet preset {name!r}; presets: {sorted(UNET_PRESETS)}")
