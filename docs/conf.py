@@ -100,15 +100,23 @@ def _read(app, docname, source):
     for i, c in enumerate(cells): c.setdefault('id', f'cell-{i}')  # nbformat 4.5 wants ids; nbdev's new cells have none
     source[0] = json.dumps(nb)
 
+def _anchor(ids:set, sym:str) -> str:
+    "The id on the target page for nbdev's anchor `sym`: its own API block, else its class's (a method or property has none of its own), else none."
+    for a in (make_id(sym), make_id(sym.split('.')[0])):
+        if sym and a in ids: return f'#{a}'
+    return ''
+
 def _local_links(app, exc):
     "nbdev links symbols to their pages on doc_host: make those links relative, so the site works from a folder."
     if exc or app.builder.format != 'html': return
     out, host = Path(app.outdir), re.compile(rf'href="{re.escape(cfg.doc_host + cfg.doc_baseurl)}/([^"#]*)#?([^"]*)"')
-    for f in out.rglob('*.html'):
-        up, s = '../' * (len(f.relative_to(out).parts) - 1), f.read_text()
+    pages = {f.relative_to(out).as_posix(): f.read_text() for f in out.rglob('*.html')}
+    ids = {k: set(re.findall(r'\bid="([^"]+)"', s)) for k, s in pages.items()}
+    for k, s in pages.items():
+        up = '../' * k.count('/')
         # nbdev's anchors (`seed_everything`) as docutils writes the ids of show_doc's headings (`seed-everything`)
-        t = host.sub(lambda m: f'href="{up}{m[1]}' + (f'#{make_id(m[2])}"' if m[2] else '"'), s)
-        if t != s: f.write_text(t)
+        t = host.sub(lambda m: f'href="{up}{m[1]}' + _anchor(ids.get(m[1], set()), m[2]) + '"', s)
+        if t != s: (out / k).write_text(t)
 
 def setup(app):
     app.connect('source-read', _read)

@@ -3,7 +3,7 @@
 
 Each page is loaded, with a small check script, by `chromium --headless --dump-dom`; the script waits for MathJax and
 writes what it found into the DOM:
-- every link (`a[href]`): local ones must point at existing files (a missing `#id` is only a note);
+- every link (`a[href]`): local ones must point at existing files and at an existing `#id`;
 - every `<img>` must have loaded (`complete` and `naturalWidth > 0`);
 - every `.math` element must hold a laid-out MathJax SVG, with no MathJax error, and no raw `$ ... $`, `$$ ... $$`
   or TeX command (`\\frac`, `\\(`) may be left in the text outside code;
@@ -96,7 +96,7 @@ def check_page(browser, site:Path, page:str, api:list):
     finally: test.unlink(missing_ok=True)
     if not m: return [f'{page}: the browser returned no check result (rc={p.returncode}): {p.stderr.strip()[-800:]}'], '', 0
     r = json.loads(html.unescape(m.group(1)))
-    probs, notes = [], []
+    probs = []
     n_local = n_ext = 0
     for l in r['links']:
         u = urlparse(l['url'])
@@ -106,7 +106,7 @@ def check_page(browser, site:Path, page:str, api:list):
         if tgt == test: tgt = f
         if not tgt.exists(): probs.append(f'{page}: link {l["raw"]!r} -> missing {tgt}'); continue
         n_local += 1
-        if u.fragment and unquote(u.fragment) not in ids_of(tgt): notes.append(f'link {l["raw"]!r}: no id {u.fragment!r} in {tgt.name}')
+        if u.fragment and unquote(u.fragment) not in ids_of(tgt): probs.append(f'{page}: link {l["raw"]!r}: no id {u.fragment!r} in {tgt.name}')
     bad_imgs = [i['src'] for i in r['imgs'] if not i['ok']]
     if bad_imgs: probs.append(f'{page}: {len(bad_imgs)} image(s) did not load: {bad_imgs[:5]}')
     if r['err']: probs.append(f'{page}: MathJax failed: {r["err"]}')
@@ -122,7 +122,6 @@ def check_page(browser, site:Path, page:str, api:list):
     summary = (f'{page}: {r["title"]!r}; {len(r["links"])} links ({n_local} local, {n_ext} external), sidebar {r["nav"]}, '
                f'prev/next {r["prevnext"]}; {len(r["imgs"])} image(s) {sizes}; {r["typeset"]}/{r["nmath"]} maths typeset '
                f'({r["blocks"]} display); {len(api)} API block(s)')
-    if notes: summary += f'\n  note: {len(notes)} link(s) to a missing anchor on a page that exists, e.g. {notes[0]}'
     return probs, summary, r['nmath']
 
 def screenshot(browser, site:Path, page:str, out:Path, size='1280,2000'):
