@@ -14,6 +14,7 @@ from nbdev.quarto import nbdev_sidebar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
 from run_nbs import page_name
+from check_docs import ids_of
 
 cfg = get_config()
 project, author, copyright = cfg.title, cfg.author, cfg.copyright
@@ -102,21 +103,17 @@ def _read(app, docname, source):
 
 def _anchor(ids:set, sym:str) -> str:
     "The id on the target page for nbdev's anchor `sym`: its own API block, else its class's (a method or property has none of its own), else none."
-    for a in (make_id(sym), make_id(sym.split('.')[0])):
-        if sym and a in ids: return f'#{a}'
-    return ''
+    return next((f'#{a}' for a in (make_id(sym), make_id(sym.split('.')[0])) if sym and a in ids), '')
 
 def _local_links(app, exc):
     "nbdev links symbols to their pages on doc_host: make those links relative, so the site works from a folder."
     if exc or app.builder.format != 'html': return
     out, host = Path(app.outdir), re.compile(rf'href="{re.escape(cfg.doc_host + cfg.doc_baseurl)}/([^"#]*)#?([^"]*)"')
-    pages = {f.relative_to(out).as_posix(): f.read_text() for f in out.rglob('*.html')}
-    ids = {k: set(re.findall(r'\bid="([^"]+)"', s)) for k, s in pages.items()}
-    for k, s in pages.items():
-        up = '../' * k.count('/')
+    for f in out.rglob('*.html'):
+        up, s = '../' * (len(f.relative_to(out).parts) - 1), f.read_text()
         # nbdev's anchors (`seed_everything`) as docutils writes the ids of show_doc's headings (`seed-everything`)
-        t = host.sub(lambda m: f'href="{up}{m[1]}' + _anchor(ids.get(m[1], set()), m[2]) + '"', s)
-        if t != s: (out / k).write_text(t)
+        t = host.sub(lambda m: f'href="{up}{m[1]}' + _anchor(ids_of(out / m[1]) if (out / m[1]).is_file() else set(), m[2]) + '"', s)
+        if t != s: f.write_text(t)
 
 def setup(app):
     app.connect('source-read', _read)
