@@ -15,7 +15,7 @@ import torch
 from .core import from_pm1
 from .noise import PerImageNoise
 from .config import load_data
-from .detector import Detector, image_generators, mean_filter, load_run
+from .detector import Detector, image_generators, mean_filter, load_run, _eps_fn
 from .evaluate import evaluate, metrics_from_maps
 
 # %% ../nbs/12_report.ipynb #21b3ce22
@@ -154,7 +154,7 @@ def _process_row(det:Detector, x:torch.Tensor, n_cols:int) -> list:
     eps = z(xd.shape, device=xd.device)
     fwd_t = np.linspace(0, s.t0, n_cols).round().astype(int)
     fwd = [xd if t == 0 else sched.q_jump(xd, int(t), eps) for t in fwd_t]
-    walk = [w for _, w in sched.p_walk(det.model.eval(), fwd[-1], s.t0, z, s.steps, s.sampler, s.eta)]
+    walk = [w for _, w in sched.p_walk(_eps_fn(det), fwd[-1], s.t0, z, s.steps, s.sampler, s.eta)]   # the network as the detector calls it (its autocast)
     depth = sched.depths(s.t0, s.steps, s.sampler)       # forward steps left in walk[i]
     pick = np.linspace(0, len(walk) - 1, n_cols).round().astype(int)
     return list(zip(fwd_t, fwd)) + [(depth[i], walk[i]) for i in pick]
