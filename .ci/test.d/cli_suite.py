@@ -538,12 +538,14 @@ def chain_export():
     ref = T / 'pred_ref'
     c = exe('28e', 'predict with the run (reference)', ['diffad_predict', '--run', run, *EVAL_FAST, P, '--out', ref], 0)
     if c.actual != 0: return
-    want = scores_of(ref)
-    for id, backend in (('28f', 'onnxruntime'), ('28g', 'openvino'), ('28h', 'torch')):
+    ref32 = T / 'pred_ref32'    # the exported graph is float32; amp='auto' is bf16 for detection on a CPU with native bf16
+    c = exe('28l', 'predict with the run in float32 (reference of the graph)', ['diffad_predict', '--run', run, *EVAL_FAST, '--amp', 'none', P, '--out', ref32], 0)
+    if c.actual != 0: return
+    for id, backend, ref_out in (('28f', 'onnxruntime', ref32), ('28g', 'openvino', ref32), ('28h', 'torch', ref)):
         out = T / f'pred_{backend}'
         c = exe(id, f'predict --model --backend {backend}', ['diffad_predict', '--model', ex, '--backend', backend, P, '--out', out], 0)
         if c.actual != 0: continue
-        got = scores_of(out)
+        got, want = scores_of(out), scores_of(ref_out)
         worst = max(abs(got[k][0] - v[0]) / abs(v[0]) for k, v in want.items()) if got.keys() == want.keys() else float('inf')
         check(c, worst <= 1e-4, f"scores differ from the run's by {worst:.3g} (relative)")
         check(c, all(got[k][1] == v[1] for k, v in want.items() if k in got), "a label differs from the run's")
